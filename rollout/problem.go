@@ -1,0 +1,43 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Problem is one thing wrong with a spec, with where it is.
+type Problem struct {
+	File  string `json:"file"`
+	Line  int    `json:"line"`
+	Col   int    `json:"col"`
+	Field string `json:"field,omitempty"`
+	Msg   string `json:"message"`
+}
+
+// String formats the problem as FILE:LINE:COL: field: why.
+func (p Problem) String() string {
+	if p.Field == "" {
+		return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", p.File, p.Line, p.Col, p.Field, p.Msg)
+}
+
+// Problems is every problem found in one or more specs. It is an error; its message has one
+// problem per line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Err returns ps as an error, or nil when there are no problems.
+func (ps Problems) Err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}

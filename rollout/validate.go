@@ -1,0 +1,160 @@
+package rollout
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// validate adds every semantic problem of doc to d. Fields that did not decode are reported
+// already and are checked no further.
+func validate(d *decoder, doc *Document) {
+	v := validator{d: d}
+	if doc.APIVersion != APIVersion {
+		v.bad("apiVersion", "must be %q, not %q", APIVersion, doc.APIVersion)
+	}
+	if doc.Kind != Kind {
+		v.bad("kind", "must be %q, not %q", Kind, doc.Kind)
+	}
+	switch name := doc.Metadata.Name; {
+	case name == "":
+		v.bad("metadata.name", "is required")
+	case len(name) > 63 || !dnsLabel.MatchString(name):
+		v.bad("metadata.name", "%q is not a DNS label (lowercase letters, digits and '-', at most 63)", name)
+	}
+	s := &doc.Spec
+	v.required("spec.virtualService.namespace", s.VirtualService.Namespace)
+	v.required("spec.virtualService.name", s.VirtualService.Name)
+	v.required("spec.host", s.Host)
+	v.required("spec.stable", s.Stable)
+	v.required("spec.canary", s.Canary)
+	v.required("spec.manifest", s.Manifest)
+	if s.Stable != "" && s.Stable == s.Canary {
+		v.bad("spec.canary", "must differ from stable (both are %q)", s.Stable)
+	}
+	v.steps(s.Steps)
+	if _, err := NewSchedule(s.Schedule, s.TimeZone); err != nil {
+		field := "spec.schedule"
+		if _, ok := err.(timeZoneError); ok {
+			field = "spec.timeZone"
+		}
+		v.bad(field, "%v", err)
+	}
+	if s.Analysis != nil {
+		v.analysis(s.Analysis)
+	}
+	if s.Probe != nil {
+		v.probe(s.Probe)
+	}
+}
+
+type validator struct{ d *decoder }
+
+func (v validator) bad(field, format string, args ...any) {
+	v.d.errorf(v.d.where(field), field, format, args...)
+}
+
+func (v validator) required(field, value string) {
+	if value == "" {
+		v.bad(field, "is required")
+	}
+}
+
+// steps reports each out-of-range weight once, and checks that the others rise to 100.
+func (v validator) steps(steps []int) {
+	if len(steps) == 0 {
+		v.bad("spec.steps", "is required: the canary weights in order, such as [0, 40, 100]")
+		return
+	}
+	prev := -1
+	for i, w := range steps {
+		field := fmt.Sprintf("spec.steps[%d]", i)
+		switch {
+		case w < 0 || w > 100:
+			v.bad(field, "%d is outside 0..100", w)
+			continue
+		case w == prev:
+			v.bad(field, "%d is duplicated", w)
+		case w < prev:
+			v.bad(field, "%d is lower than the step before it (%d): steps must rise", w, prev)
+		}
+		prev = max(prev, w)
+	}
+	if last := steps[len(steps)-1]; last != 100 && last >= 0 && last <= 100 {
+		v.bad(fmt.Sprintf("spec.steps[%d]", len(steps)-1), "the last step must be 100, not %d", last)
+	}
+}
+
+func (v validator) analysis(a *Analysis) {
+	if a.FailureLimit < 0 {
+		v.bad("spec.analysis.failureLimit", "must be at least 1, not %d", a.FailureLimit)
+	}
+	if addr := a.Prometheus.Address; addr != "" {
+		if u, err := url.Parse(addr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.bad("spec.analysis.prometheus.address", "%q is not an http(s) URL", addr)
+		}
+	}
+	names := map[string]int{}
+	for i := range a.Metrics {
+		m := &a.Metrics[i]
+		base := fmt.Sprintf("spec.analysis.metrics[%d]", i)
+		v.metric(base, m)
+		if name := m.GateName(); name != "" {
+			if j, dup := names[name]; dup {
+				v.bad(base, "gate %q is already defined by metrics[%d]; give one a distinct name", name, j)
+			}
+			names[name] = i
+		}
+	}
+}
+
+func (v validator) metric(base string, m *Metric) {
+	switch {
+	case m.Template == "" && m.Query == "":
+		v.bad(base, "needs a template (%v) or a query", Templates)
+	case m.Template != "" && m.Query != "":
+		v.bad(base+".query", "set either template or query, not both")
+	case m.Template != "" && !slices.Contains(Templates, m.Template):
+		v.bad(base+".template", "unknown template %q (known: %v)", m.Template, Templates)
+	case m.Query != "" && m.Name == "":
+		v.bad(base, "a custom query needs a name")
+	case m.Query != "":
+		if err := checkQueryTemplate(m.Query); err != nil {
+			v.bad(base+".query", "%v", err)
+		}
+	}
+	if m.Min == nil && m.Max == nil && m.CompareToStable == nil {
+		v.bad(base, "needs min, max or compareToStable")
+	}
+	if m.Min != nil && m.Max != nil && m.Min.For(m) > m.Max.For(m) {
+		v.bad(base+".min", "min %s is greater than max %s", m.Min, m.Max)
+	}
+	if m.MinRequests < 0 {
+		v.bad(base+".minRequests", "must not be negative")
+	}
+	if m.OnNoData != OnNoDataHold && m.OnNoData != OnNoDataFail {
+		v.bad(base+".onNoData", "must be %q or %q, not %q", OnNoDataHold, OnNoDataFail, m.OnNoData)
+	}
+}
+
+func (v validator) probe(p *Probe) {
+	if p.GRPCurl == "" {
+		v.bad("spec.probe.grpcurl", "is required: a grpcurl command line such as -plaintext HOST:PORT pkg.Service/Method")
+	} else if cmd, err := ParseGRPCurl(p.GRPCurl); err != nil {
+		v.bad("spec.probe.grpcurl", "%v", err)
+	} else {
+		p.Command = cmd
+	}
+	if _, err := CompileExpect(p.Expect); err != nil {
+		v.bad("spec.probe.expect", "%v", err)
+	}
+	if p.Count < 0 {
+		v.bad("spec.probe.count", "must be at least 1, not %d", p.Count)
+	}
+	if ms := *p.MinSuccess; ms < 0 || ms > 1 {
+		v.bad("spec.probe.minSuccess", "must be within 0..1, not %v", ms)
+	}
+}
