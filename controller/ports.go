@@ -1,0 +1,51 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// Repo is the Git side of a rollout: the source of truth and the audit log.
+type Repo interface {
+	// SetWeights makes the branch head hold w for the rollout's VirtualService, committing
+	// and pushing c when it does not already; it returns the commit that holds w. It is
+	// idempotent. When Git holds weights canaryd did not write, it changes nothing and
+	// returns a *rollout.ExternalChangeError.
+	SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (commit string, err error)
+}
+
+// Router sets weights in the cluster (apply mode). A nil Router means gitops mode: Argo CD
+// or Flux applies what Git holds.
+type Router interface {
+	// SetWeights sets the weights of the rollout's route, idempotently.
+	SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error
+}
+
+// Gates checks the canary: every metric gate and the probe.
+type Gates interface {
+	// Check runs the rollout's gates for the canary at weights w and returns one verdict per
+	// gate. A gate that cannot decide returns an Error or Inconclusive verdict, never Pass.
+	Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict
+}
+
+// Store keeps each rollout's state and its history.
+type Store interface {
+	// Save stores st and appends evs to its history in one durable transaction.
+	Save(st rollout.State, evs ...rollout.Event) error
+	// State returns the stored state of a rollout; ok is false when there is none.
+	State(name string) (st rollout.State, ok bool, err error)
+}
+
+// Clock is the controller's source of time.
+type Clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a stoppable one-shot timer, as time.Timer.
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
