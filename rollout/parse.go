@@ -130,6 +130,17 @@ func (d *decoder) decodeScalar(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		v.SetFloat(f)
+	case reflect.Bool:
+		s, ok := d.scalar(path, n, "true or false")
+		if !ok {
+			return
+		}
+		b, err := strconv.ParseBool(s)
+		if err != nil || n.Tag != "!!bool" {
+			d.errorf(posOf(n), path, "must be true or false, not %q", s)
+			return
+		}
+		v.SetBool(b)
 	default:
 		panic("rollout: no decoder for " + v.Type().String())
 	}
@@ -361,4 +372,20 @@ func applyDefaults(doc *Document) {
 			p.Timeout = Duration{Duration: DefaultProbeTimeout}
 		}
 	}
+}
+
+// DecodeYAML decodes a single YAML document into v (a pointer to a struct with yaml tags)
+// as strictly as specs are decoded: every unknown field, wrong type and bad duration is a
+// Problem with its position. canaryd's own configuration is read with it.
+func DecodeYAML(file string, data []byte, v any) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Problems{syntaxProblem(file, err)}
+	}
+	if len(root.Content) == 0 {
+		return Problems{{File: file, Line: 1, Col: 1, Msg: "empty document"}}
+	}
+	d := &decoder{file: file, at: map[string]pos{}}
+	d.decode("", root.Content[0], reflect.ValueOf(v).Elem())
+	return d.problems.Err()
 }

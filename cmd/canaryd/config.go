@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// Config is the daemon's configuration file (canaryd serve --config canaryd.yaml).
+type Config struct {
+	Listen     string      `yaml:"listen"`
+	DataDir    string      `yaml:"dataDir"`
+	Git        GitConfig   `yaml:"git"`
+	Kubernetes *KubeConfig `yaml:"kubernetes"`
+	Prometheus struct {
+		Address string `yaml:"address"`
+	} `yaml:"prometheus"`
+	API struct {
+		TokenFile string `yaml:"tokenFile"`
+	} `yaml:"api"`
+}
+
+// GitConfig says where the rollouts and manifests live and how canaryd commits.
+type GitConfig struct {
+	URL      string `yaml:"url"`
+	Branch   string `yaml:"branch"`
+	Rollouts string `yaml:"rollouts"`
+	Author   struct {
+		Name  string `yaml:"name"`
+		Email string `yaml:"email"`
+	} `yaml:"author"`
+	PollInterval rollout.Duration `yaml:"pollInterval"`
+	Auth         struct {
+		SSHKeyFile     string `yaml:"sshKeyFile"`
+		KnownHostsFile string `yaml:"knownHostsFile"`
+		TokenFile      string `yaml:"tokenFile"`
+		Username       string `yaml:"username"`
+	} `yaml:"auth"`
+	SigningKeyFile string `yaml:"signingKeyFile"`
+}
+
+// KubeConfig says whether and how canaryd talks to the cluster.
+type KubeConfig struct {
+	Mode           string `yaml:"mode"`
+	Kubeconfig     string `yaml:"kubeconfig"`
+	LeaderElection struct {
+		Enabled   bool   `yaml:"enabled"`
+		Namespace string `yaml:"namespace"`
+		Name      string `yaml:"name"`
+	} `yaml:"leaderElection"`
+}
+
+// loadConfig reads and checks a config file; every problem is reported with its position.
+func loadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &Config{Listen: "127.0.0.1:8090", DataDir: "/var/lib/canaryd"}
+	if err := rollout.DecodeYAML(path, data, cfg); err != nil {
+		return nil, err
+	}
+	var ps rollout.Problems
+	bad := func(field, msg string) {
+		ps = append(ps, rollout.Problem{File: path, Line: 1, Col: 1, Field: field, Msg: msg})
+	}
+	if cfg.Git.URL == "" {
+		bad("git.url", "is required")
+	}
+	if cfg.Git.Branch == "" {
+		cfg.Git.Branch = "main"
+	}
+	if cfg.Git.Rollouts == "" {
+		bad("git.rollouts", "is required: a glob of Rollout specs in the repo, such as rollouts/*.yaml")
+	}
+	if k := cfg.Kubernetes; k != nil && k.Mode != "apply" && k.Mode != "gitops" {
+		bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
+	}
+	return cfg, ps.Err()
+}

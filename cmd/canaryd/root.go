@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "canaryd",
+		Short:         "Progressive delivery for gRPC services on Istio, the GitOps way",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%v\n%s", err, c.UsageString())}
+	})
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newServeCmd())
+	return root
+}
+
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return usageError{fmt.Errorf("%s: %v", c.CommandPath(), err)}
+		}
+		return nil
+	}
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print canaryd's version",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			fmt.Fprintf(c.OutOrStdout(), "canaryd %s\n", buildVersion())
+			return nil
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v + " " + info.GoVersion
+}
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check Rollout specs offline; print every problem as FILE:LINE:COL: field: why",
+		Long: "validate parses each file (every YAML document in it) and reports every problem at once.\n" +
+			"It exits 0 when all specs are valid, 1 when any is not, and 2 on a usage error.",
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(c *cobra.Command, files []string) error {
+			bad := false
+			for _, file := range files {
+				data, err := os.ReadFile(file)
+				if err != nil {
+					fmt.Fprintf(c.ErrOrStderr(), "%s: %v\n", file, err)
+					bad = true
+					continue
+				}
+				docs, err := rollout.Parse(file, data)
+				if err != nil {
+					fmt.Fprintln(c.OutOrStdout(), err)
+					bad = true
+					continue
+				}
+				for _, d := range docs {
+					fmt.Fprintf(c.ErrOrStderr(), "%s: rollout %q is valid\n", file, d.Name())
+				}
+			}
+			if bad {
+				return exitError{exitFailure}
+			}
+			return nil
+		},
+	}
+}

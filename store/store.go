@@ -1,0 +1,290 @@
+// Package store keeps canaryd's history in a bbolt file: the current State of each rollout
+// and an append-only history of its Events. bbolt is history and index; Git and the cluster
+// are the truth, and an empty store can be refilled from Git.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// SchemaVersion is the layout this package writes. Open refuses a file with another one.
+const SchemaVersion = 1
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketStates  = []byte("states")
+	bucketHistory = []byte("history")
+	keySchema     = []byte("schema")
+)
+
+// ErrLocked is returned by Open when another process holds the file.
+var ErrLocked = errors.New("store is locked by another process")
+
+// Options tunes Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release the file (default 1s).
+	LockTimeout time.Duration
+	// SkipCheck skips the consistency check on open (benchmarks only).
+	SkipCheck bool
+	// NoSync skips fsync on commit (benchmarks only: a crash can lose history).
+	NoSync bool
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Open opens or creates the store at path. It fails at once with ErrLocked, naming the file,
+// when another canaryd holds it; it checks the file's consistency and its schema version.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (is another canaryd running with this data dir?)", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: b, path: path}
+	if err := db.init(!opts.SkipCheck); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func (db *DB) init(check bool) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if check {
+			var first error
+			for err := range tx.Check() { // drain: the checker stops only when done
+				if first == nil {
+					first = err
+				}
+			}
+			if first != nil {
+				return fmt.Errorf("file is inconsistent: %w (restore a backup, or delete it to rebuild from Git)", first)
+			}
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
+				return err
+			}
+		case len(v) != 8 || binary.BigEndian.Uint64(v) != SchemaVersion:
+			return fmt.Errorf("schema version %x, this canaryd reads %d", v, SchemaVersion)
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketStates); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucketIfNotExists(bucketHistory)
+		return err
+	})
+}
+
+// Path returns the file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+func u64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+// Save stores st as the rollout's current state and appends evs to its history, all in one
+// durable transaction: either all of it is there after a crash or none of it. Save assigns
+// each event its Seq and rollout name.
+func (db *DB) Save(st rollout.State, evs ...rollout.Event) error {
+	if st.Rollout == "" {
+		return errors.New("save: state has no rollout name")
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketStates).Put([]byte(st.Rollout), data); err != nil {
+			return err
+		}
+		return appendEvents(tx, st.Rollout, evs)
+	})
+}
+
+// Append appends events to a rollout's history without touching its state.
+func (db *DB) Append(name string, evs ...rollout.Event) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return appendEvents(tx, name, evs) })
+}
+
+func appendEvents(tx *bolt.Tx, name string, evs []rollout.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	h, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return err
+	}
+	h.FillPercent = 1.0 // keys only ever grow: pack pages full
+	for i := range evs {
+		ev := evs[i]
+		ev.Rollout = name
+		if ev.Seq, err = h.NextSequence(); err != nil {
+			return err
+		}
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if err := h.Put(u64(ev.Seq), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// State returns the stored state of a rollout; ok is false when there is none.
+func (db *DB) State(name string) (st rollout.State, ok bool, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucketStates).Get([]byte(name))
+		if data == nil {
+			return nil
+		}
+		ok = true
+		return decode(data, &st)
+	})
+	if err != nil {
+		return rollout.State{}, false, fmt.Errorf("state of %q: %w", name, err)
+	}
+	return st, ok, nil
+}
+
+// States returns the stored state of every rollout, by name.
+func (db *DB) States() ([]rollout.State, error) {
+	var sts []rollout.State
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketStates).ForEach(func(k, v []byte) error {
+			var st rollout.State
+			if err := decode(v, &st); err != nil {
+				return fmt.Errorf("state of %q: %w", k, err)
+			}
+			sts = append(sts, st)
+			return nil
+		})
+	})
+	return sts, err
+}
+
+// Delete removes a rollout's state, keeping its history.
+func (db *DB) Delete(name string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStates).Delete([]byte(name)) })
+}
+
+// History returns up to limit events of a rollout, newest first, with Seq below before
+// (0: from the newest). The next page starts before the last event's Seq.
+func (db *DB) History(name string, before uint64, limit int) ([]rollout.Event, error) {
+	var evs []rollout.Event
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		h := tx.Bucket(bucketHistory).Bucket([]byte(name))
+		if h == nil {
+			return nil
+		}
+		c := h.Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else {
+			k, v = c.Seek(u64(before))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil && len(evs) < limit; k, v = c.Prev() {
+			var ev rollout.Event
+			if err := decode(v, &ev); err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			evs = append(evs, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %q: %w", name, err)
+	}
+	return evs, nil
+}
+
+// Len returns how many events a rollout's history holds.
+func (db *DB) Len(name string) (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if h := tx.Bucket(bucketHistory).Bucket([]byte(name)); h != nil {
+			n = h.Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Backup writes a consistent copy of the whole file to w while the store stays in use.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupFile writes a backup to path atomically (a temp file renamed into place).
+func (db *DB) BackupFile(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".backup-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := db.Backup(f); err != nil {
+		f.Close()
+		return fmt.Errorf("backup to %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// decode reads a stored record strictly: a record this version cannot read is an error,
+// not a zero value.
+func decode(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("corrupt record: %w", err)
+	}
+	return nil
+}
