@@ -1,0 +1,200 @@
+package gitops
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// seedRef is the route of the sample system's VirtualService.
+var seedRef = VSRef{Namespace: "default", Name: "grpc-vs", Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
+
+func TestSetWeightsGolden(t *testing.T) {
+	named := seedRef
+	named.Route = "main"
+	staging := seedRef
+	staging.Namespace = "staging"
+	tests := []struct {
+		name string
+		file string
+		ref  VSRef
+		w    rollout.Weights
+		want error // nil: the output must equal testdata/edit/<name>.golden
+	}{
+		{"rules", "rules.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"flow", "flow.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"comments", "comments.yaml", seedRef, rollout.CanaryAt(5), nil},
+		{"crlf", "crlf.yaml", seedRef, rollout.CanaryAt(100), nil},
+		{"multi-default", "multi.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"multi-staging", "multi.yaml", staging, rollout.CanaryAt(100), nil},
+		{"third", "third.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"missing", "missing.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"missing-flow", "missing-flow.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"named", "named.yaml", named, rollout.CanaryAt(40), nil},
+		{"unnamed-ambiguous", "named.yaml", seedRef, rollout.CanaryAt(40), ErrAmbiguous},
+		{"no-such-route", "rules.yaml", VSRef{Namespace: "default", Name: "grpc-vs", Route: "nope", Stable: "v1", Canary: "v2"}, rollout.CanaryAt(40), ErrNoRoute},
+		{"no-vs", "rules.yaml", VSRef{Namespace: "default", Name: "other", Stable: "v1", Canary: "v2"}, rollout.CanaryAt(40), ErrNotFound},
+		{"no-vs-namespace", "multi.yaml", VSRef{Namespace: "prod", Name: "grpc-vs", Stable: "v1", Canary: "v2"}, rollout.CanaryAt(40), ErrNotFound},
+		{"no-subsets", "nosubset.yaml", seedRef, rollout.CanaryAt(40), ErrNoRoute},
+		{"named-no-subset", "nosubset.yaml", VSRef{Namespace: "default", Name: "grpc-vs", Route: "", Stable: "v1", Canary: "v7"}, rollout.CanaryAt(40), ErrNoRoute},
+		{"third-weighted", "third-weighted.yaml", seedRef, rollout.CanaryAt(40), ErrWeights},
+		{"not-100", "rules.yaml", seedRef, rollout.Weights{Stable: 50, Canary: 40}, ErrWeights},
+		{"broken", "broken.yaml", seedRef, rollout.CanaryAt(40), ErrParse},
+		{"anchored", "anchors.yaml", seedRef, rollout.CanaryAt(40), ErrUnsupported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", "edit", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := SetWeights(in, tt.ref, tt.w)
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) || out != nil {
+					t.Fatalf("SetWeights = %d bytes, %v; want no bytes and %v", len(out), err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("SetWeights: %v", err)
+			}
+			golden := filepath.Join("testdata", "edit", tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if diff := cmp.Diff(string(want), string(out)); diff != "" {
+				t.Errorf("output differs from %s (-want +got):\n%s", golden, diff)
+			}
+			if !onlyWeightsDiffer(in, out) {
+				t.Errorf("more than weight values changed:\n%s", cmp.Diff(string(in), string(out)))
+			}
+			got, err := ReadWeights(out, tt.ref)
+			if err != nil || got != tt.w {
+				t.Errorf("ReadWeights(output) = %v, %v; want %v", got, err, tt.w)
+			}
+			again, err := SetWeights(out, tt.ref, tt.w)
+			if err != nil || !bytes.Equal(again, out) {
+				t.Errorf("SetWeights is not idempotent: %v\n%s", err, cmp.Diff(string(out), string(again)))
+			}
+		})
+	}
+}
+
+func TestReadWeights(t *testing.T) {
+	tests := []struct {
+		file string
+		ref  VSRef
+		want rollout.Weights
+		err  error
+	}{
+		{"rules.yaml", seedRef, rollout.CanaryAt(0), nil},
+		{"comments.yaml", seedRef, rollout.CanaryAt(0), nil},
+		{"multi.yaml", VSRef{Namespace: "staging", Name: "grpc-vs", Stable: "v1", Canary: "v2"}, rollout.CanaryAt(50), nil},
+		{"missing.yaml", seedRef, rollout.CanaryAt(0), nil},
+		{"third-weighted.yaml", seedRef, rollout.Weights{}, ErrWeights},
+		{"broken.yaml", seedRef, rollout.Weights{}, ErrParse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", "edit", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadWeights(in, tt.ref)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("ReadWeights error = %v, want %v", err, tt.err)
+			}
+			if tt.err == nil && got != tt.want {
+				t.Errorf("ReadWeights = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+var (
+	weightValue = regexp.MustCompile(`weight:(\s*)(["']?)[0-9]+`)
+	insertedRe  = regexp.MustCompile(`^(weight: #, |[ ]*weight: #(\r\n|\n|\r|$))`)
+)
+
+// onlyWeightsDiffer reports whether out is in with only weight values changed and weight
+// keys inserted (as whole lines, or as "weight: N, " in flow mappings).
+func onlyWeightsDiffer(in, out []byte) bool {
+	a := weightValue.ReplaceAllString(string(in), "weight:$1$2#")
+	b := weightValue.ReplaceAllString(string(out), "weight:$1$2#")
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if i < len(a) && j < len(b) && a[i] == b[j] {
+			i, j = i+1, j+1
+			continue
+		}
+		if m := insertedRe.FindString(b[j:]); strings.HasPrefix(m, "weight: #, ") {
+			j += len(m)
+			continue
+		}
+		// An inserted line: back up to the start of b's line (a matched it so far).
+		ls := strings.LastIndexAny(b[:j], "\r\n") + 1
+		m := insertedRe.FindString(b[ls:])
+		if m == "" || strings.HasPrefix(m, "weight: #, ") || j-ls > i {
+			return false
+		}
+		i, j = i-(j-ls), ls
+		j += len(m)
+	}
+	return true
+}
+
+// FuzzSetWeights checks that any input either fails cleanly or yields a manifest that
+// parses, holds the weights asked for, and differs only in weight values.
+func FuzzSetWeights(f *testing.F) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "edit"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".yaml") {
+			data, err := os.ReadFile(filepath.Join("testdata", "edit", e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data, uint8(40), "")
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte, canary uint8, route string) {
+		ref := seedRef
+		ref.Route = route
+		w := rollout.CanaryAt(int(canary) % 101)
+		out, err := SetWeights(in, ref, w)
+		if err != nil {
+			if out != nil {
+				t.Fatalf("error %v with output", err)
+			}
+			return
+		}
+		if _, err := parseDocs(out); err != nil {
+			t.Fatalf("output does not parse: %v", err)
+		}
+		if got, err := ReadWeights(out, ref); err != nil || got != w {
+			t.Fatalf("ReadWeights(output) = %v, %v; want %v", got, err, w)
+		}
+		if !onlyWeightsDiffer(in, out) {
+			t.Fatalf("more than weights changed:\n%q\n%q", in, out)
+		}
+	})
+}
