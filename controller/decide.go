@@ -47,7 +47,11 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 		d.st.Pending = &p
 	}
 	if st.Phase == rollout.Invalid {
-		return d.outcome(), nil // an invalid spec is not run; serve reports its problems
+		// An invalid spec is not run; serve reports its problems.
+		if op, ok := in.(Operator); ok {
+			return Outcome{State: st}, fmt.Errorf("%s %q: the spec is invalid: %w", op.Action, st.Rollout, ErrIllegal)
+		}
+		return d.outcome(), nil
 	}
 	var err error
 	switch in := in.(type) {

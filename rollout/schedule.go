@@ -17,8 +17,6 @@ type Schedule interface {
 
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-type timeZoneError struct{ error }
-
 // NewSchedule parses a robfig/cron expression (seconds optional; descriptors such as
 // "@hourly" and "@every 30s" accepted) in the named time zone (empty: UTC).
 func NewSchedule(expr, zone string) (Schedule, error) {
@@ -26,7 +24,7 @@ func NewSchedule(expr, zone string) (Schedule, error) {
 	if zone != "" {
 		l, err := time.LoadLocation(zone)
 		if err != nil {
-			return nil, timeZoneError{fmt.Errorf("unknown time zone %q", zone)}
+			return nil, fmt.Errorf("unknown time zone %q", zone)
 		}
 		loc = l
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -36,12 +37,11 @@ func validate(d *decoder, doc *Document) {
 		v.bad("spec.canary", "must differ from stable (both are %q)", s.Stable)
 	}
 	v.steps(s.Steps)
-	if _, err := NewSchedule(s.Schedule, s.TimeZone); err != nil {
-		field := "spec.schedule"
-		if _, ok := err.(timeZoneError); ok {
-			field = "spec.timeZone"
-		}
-		v.bad(field, "%v", err)
+	if _, err := NewSchedule(s.Schedule, ""); err != nil {
+		v.bad("spec.schedule", "%v", err)
+	}
+	if _, err := NewSchedule("@every 1m", s.TimeZone); err != nil {
+		v.bad("spec.timeZone", "%v", err)
 	}
 	if s.Analysis != nil {
 		v.analysis(s.Analysis)
@@ -53,8 +53,23 @@ func validate(d *decoder, doc *Document) {
 
 type validator struct{ d *decoder }
 
+// bad reports a problem with field, unless the field (or a part of it) did not even decode:
+// that problem is reported already, and a second one would only repeat it.
 func (v validator) bad(field, format string, args ...any) {
+	for _, p := range v.d.problems {
+		if related(p.Field, field) {
+			return
+		}
+	}
 	v.d.errorf(v.d.where(field), field, format, args...)
+}
+
+// related reports whether one field path is the other or lies within it.
+func related(a, b string) bool {
+	within := func(x, y string) bool {
+		return x == y || strings.HasPrefix(x, y+".") || strings.HasPrefix(x, y+"[")
+	}
+	return within(a, b) || within(b, a)
 }
 
 func (v validator) required(field, value string) {
