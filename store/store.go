@@ -53,7 +53,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+	b, err := openBolt(path, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w (is another canaryd running with this data dir?)", path, ErrLocked)
 	}
@@ -61,11 +61,30 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{bolt: b, path: path}
-	if err := db.init(!opts.SkipCheck); err != nil {
+	if err := guard(func() error { return db.init(!opts.SkipCheck) }); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openBolt opens the file; bbolt panics on some corrupt files, which must be an error here.
+func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
+	err = guard(func() error {
+		b, err = bolt.Open(path, 0o600, opts)
+		return err
+	})
+	return b, err
+}
+
+// guard turns a panic of bbolt's on a corrupt file into an error.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("file is corrupt: %v (restore a backup, or delete it to rebuild from Git)", r)
+		}
+	}()
+	return f()
 }
 
 func (db *DB) init(check bool) error {

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	_ "time/tzdata" // schedules name time zones; do not depend on the host's zoneinfo
@@ -25,11 +26,12 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
-	cmd := newRootCmd(os.Stdout, os.Stderr)
+// run runs canaryd with args and returns its exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCmd(stdout, stderr)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	var ee exitError
@@ -40,10 +42,10 @@ func run(args []string) int {
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintln(os.Stderr, "canaryd:", err)
+		fmt.Fprintln(stderr, "canaryd:", err)
 		return exitUsage
 	default:
-		fmt.Fprintln(os.Stderr, "canaryd:", err)
+		fmt.Fprintln(stderr, "canaryd:", err)
 		return exitFailure
 	}
 }
