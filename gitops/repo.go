@@ -1,0 +1,280 @@
+package gitops
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// Signature is a commit's author or committer.
+type Signature struct {
+	Name  string
+	Email string
+}
+
+// Config says which repository and branch canaryd writes to, and how.
+type Config struct {
+	// URL of the remote: file://, git://, https:// or ssh://.
+	URL string
+	// Branch to read and write; "main" when empty.
+	Branch string
+	// Dir is the cache directory for the clone; one bare repository per URL and branch is
+	// kept below it. Required.
+	Dir  string
+	Auth Auth
+	// Author of canaryd's commits; "canaryd <canaryd@localhost>" when empty. Committer
+	// defaults to Author.
+	Author    Signature
+	Committer Signature
+	// SigningKeyFile is an armored OpenPGP private key (unencrypted); when set, every
+	// commit is signed with it.
+	SigningKeyFile string
+	// Depth > 0 makes a shallow clone; revert detection and History then see only that deep.
+	Depth int
+	// MaxAttempts bounds how often a rejected push is replayed (default 8); Backoff is the
+	// base of the jittered exponential wait between attempts (default 50ms).
+	MaxAttempts int
+	Backoff     time.Duration
+	// MaxWalk bounds how many commits are read walking back from the head to explain a
+	// change or find canaryd's last write (default 10000).
+	MaxWalk int
+	// Now returns the commit time; time.Now when nil.
+	Now func() time.Time
+	// Log receives debug and info records; nil discards them.
+	Log *slog.Logger
+}
+
+// Repo is canaryd's cached clone of the deployment repository. It writes weight changes as
+// commits built without a worktree and pushes them without forcing, and reads what people
+// did. A Repo is safe for concurrent use; its Git operations are serialised.
+type Repo struct {
+	cfg     Config
+	url     string // redacted
+	branch  plumbing.ReferenceName
+	track   plumbing.ReferenceName
+	auth    transport.AuthMethod
+	secrets []string
+	signer  *openpgp.Entity
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	repo    *git.Repository
+	store   storer.Storer
+	docs    map[string]*rollout.Document // managed rollouts by name
+	base    map[string]baseline          // what canaryd last wrote (or last acknowledged), by rollout
+	changes map[string]explained         // last explained change, by rollout
+	kick    chan struct{}
+}
+
+// Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,
+// single-branch clone without tags), and fetches the branch. Errors name the remote with
+// its credentials redacted.
+func Open(ctx context.Context, cfg Config) (*Repo, error) {
+	if cfg.URL == "" || cfg.Dir == "" {
+		return nil, errors.New("gitops: url and dir are required")
+	}
+	setDefaults(&cfg)
+	r := &Repo{
+		cfg: cfg, url: Redact(cfg.URL), log: cfg.Log,
+		branch: plumbing.NewBranchReferenceName(cfg.Branch),
+		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
+		docs:   map[string]*rollout.Document{}, base: map[string]baseline{},
+		changes: map[string]explained{}, kick: make(chan struct{}, 1),
+	}
+	var err error
+	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {
+		return nil, r.redact(err)
+	}
+	if cfg.SigningKeyFile != "" {
+		if r.signer, err = loadSigner(cfg.SigningKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.openCache(); err != nil {
+		return nil, err
+	}
+	if err := r.fetch(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func setDefaults(cfg *Config) {
+	if cfg.Branch == "" {
+		cfg.Branch = "main"
+	}
+	if cfg.Author.Name == "" {
+		cfg.Author = Signature{Name: "canaryd", Email: "canaryd@localhost"}
+	}
+	if cfg.Committer.Name == "" {
+		cfg.Committer = cfg.Author
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 50 * time.Millisecond
+	}
+	if cfg.MaxWalk <= 0 {
+		cfg.MaxWalk = 10000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// openCache opens or initialises the bare cache repository and points origin at the URL.
+func (r *Repo) openCache() error {
+	sum := sha256.Sum256([]byte(stripUser(r.cfg.URL) + "\x00" + r.cfg.Branch))
+	dir := filepath.Join(r.cfg.Dir, hex.EncodeToString(sum[:8])+".git")
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("git cache: %w", err)
+		}
+		repo, err = git.PlainInit(dir, true)
+	}
+	if err != nil {
+		return fmt.Errorf("git cache %s: %w", dir, err)
+	}
+	rc := &config.RemoteConfig{
+		Name:  "origin",
+		URLs:  []string{r.cfg.URL},
+		Fetch: []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.track))},
+	}
+	c, err := repo.Config()
+	if err != nil {
+		return fmt.Errorf("git cache config: %w", err)
+	}
+	c.Remotes["origin"] = rc
+	if err := repo.SetConfig(c); err != nil {
+		return fmt.Errorf("git cache config: %w", err)
+	}
+	r.repo, r.store = repo, repo.Storer
+	return nil
+}
+
+// Close releases the cache. The Repo must not be used afterwards.
+func (r *Repo) Close() error { return nil }
+
+// URL returns the remote's URL with credentials redacted.
+func (r *Repo) URL() string { return r.url }
+
+// redact scrubs the remote URL and the secrets read for it from err.
+func (r *Repo) redact(err error) error { return redactErr(err, r.cfg.URL, r.secrets...) }
+
+// fetch brings the remote branch into the tracking ref.
+func (r *Repo) fetch(ctx context.Context) error {
+	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.track))},
+		Auth:       r.auth,
+		Tags:       git.NoTags,
+		Depth:      r.cfg.Depth,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return r.redact(fmt.Errorf("fetch %s of %s: %w", r.cfg.Branch, r.cfg.URL, err))
+	}
+	return nil
+}
+
+// head returns the commit at the tip of the tracking ref.
+func (r *Repo) head() (*object.Commit, error) {
+	ref, err := r.store.Reference(r.track)
+	if err != nil {
+		return nil, fmt.Errorf("branch %s of %s: %w", r.cfg.Branch, r.url, err)
+	}
+	c, err := object.GetCommit(r.store, ref.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("head %s of %s: %w", ref.Hash(), r.url, err)
+	}
+	return c, nil
+}
+
+// fileAt returns the blob at path in commit c.
+func (r *Repo) fileAt(c *object.Commit, path string) ([]byte, plumbing.Hash, error) {
+	tree, err := object.GetTree(r.store, c.TreeHash)
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("tree of %s: %w", c.Hash, err)
+	}
+	entry, err := tree.FindEntry(path)
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("%s at %.12s: %w", path, c.Hash, err)
+	}
+	blob, err := object.GetBlob(r.store, entry.Hash)
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("%s at %.12s: %w", path, c.Hash, err)
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, plumbing.ZeroHash, err
+	}
+	defer rd.Close()
+	data, err := io.ReadAll(rd)
+	return data, entry.Hash, err
+}
+
+// blobAt returns the hash of the blob at path in c, or the zero hash when there is none.
+func (r *Repo) blobAt(c *object.Commit, path string) plumbing.Hash {
+	tree, err := object.GetTree(r.store, c.TreeHash)
+	if err != nil {
+		return plumbing.ZeroHash
+	}
+	entry, err := tree.FindEntry(path)
+	if err != nil {
+		return plumbing.ZeroHash
+	}
+	return entry.Hash
+}
+
+// parent returns c's first parent, or nil at a root or a shallow boundary.
+func (r *Repo) parent(c *object.Commit) *object.Commit {
+	if len(c.ParentHashes) == 0 {
+		return nil
+	}
+	p, err := object.GetCommit(r.store, c.ParentHashes[0])
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// loadSigner reads an armored OpenPGP private key.
+func loadSigner(file string) (*openpgp.Entity, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	defer f.Close()
+	ring, err := openpgp.ReadArmoredKeyRing(f)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", file, err)
+	}
+	for _, e := range ring {
+		if e.PrivateKey != nil && !e.PrivateKey.Encrypted {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("signing key %s: no unencrypted private key", file)
+}
