@@ -1,0 +1,225 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fullstorydev/grpcurl"
+	"github.com/jhump/protoreflect/desc" //nolint:staticcheck // grpcurl's API is built on it
+	"github.com/jhump/protoreflect/grpcreflect"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// defaultConnectTimeout bounds fetching descriptors by reflection, as grpcurl's
+// -connect-timeout does its dial.
+const defaultConnectTimeout = 10 * time.Second
+
+// userAgent is what the probe's calls say they are.
+const userAgent = "canaryd-probe"
+
+// probeConn is one cached connection and the descriptors learned through it.
+type probeConn struct {
+	mu       sync.Mutex
+	cc       *grpc.ClientConn
+	files    grpcurl.DescriptorSource            // from -protoset or -proto; nil with reflection
+	services map[string]grpcurl.DescriptorSource // reflection snapshots, by service name
+	lastUsed time.Time
+}
+
+// conn returns the cached connection entry for cmd's target, closing entries left unused
+// for longer than probeIdle.
+func (p *Probe) conn(cmd *rollout.GRPCurlCommand) (*probeConn, error) {
+	key := connKey(cmd)
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	for k, pc := range p.conns {
+		if k != key && pc.idleSince(now) > probeIdle {
+			pc.close()
+			delete(p.conns, k)
+		}
+	}
+	pc := p.conns[key]
+	if pc == nil {
+		pc = &probeConn{}
+		p.conns[key] = pc
+	}
+	pc.mu.Lock()
+	pc.lastUsed = now
+	pc.mu.Unlock()
+	return pc, nil
+}
+
+// connKey identifies what a connection and its descriptors depend on: everything but the
+// request, the method, the call-only headers and the deadline.
+func connKey(c *rollout.GRPCurlCommand) string {
+	return strings.Join([]string{
+		c.Address, fmt.Sprint(c.Plaintext, c.Insecure), c.Authority, c.ServerName,
+		c.CACert, c.Cert, c.Key, c.UserAgent, c.ConnectTime.String(),
+		strings.Join(c.Headers, "\x01"), strings.Join(c.Protosets, "\x01"),
+		strings.Join(c.ImportPaths, "\x01"), strings.Join(c.Protos, "\x01"),
+	}, "\x00")
+}
+
+func (pc *probeConn) idleSince(now time.Time) time.Duration {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return now.Sub(pc.lastUsed)
+}
+
+func (pc *probeConn) close() {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.cc != nil {
+		pc.cc.Close()
+		pc.cc = nil
+	}
+	pc.services = nil
+}
+
+// prepare returns a usable connection and the descriptors of cmd's service. It dials
+// again when there is no connection or it has failed (a restarted server, a broken
+// network); a new connection forgets the descriptors learned by reflection, since the
+// server behind it may be a new version.
+func (pc *probeConn) prepare(ctx context.Context, cmd *rollout.GRPCurlCommand, log *slog.Logger) (*grpc.ClientConn, grpcurl.DescriptorSource, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.cc != nil {
+		if s := pc.cc.GetState(); s == connectivity.TransientFailure || s == connectivity.Shutdown {
+			log.Info("probe connection broken, dialling again", "addr", cmd.Address, "state", s.String())
+			pc.cc.Close()
+			pc.cc, pc.services = nil, nil
+		}
+	}
+	if pc.cc == nil {
+		cc, err := dial(cmd)
+		if err != nil {
+			return nil, nil, err
+		}
+		pc.cc = cc
+	}
+	src, err := pc.source(ctx, cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc.cc, src, nil
+}
+
+// dial creates a client connection as grpcurl's dial does for the command's TLS flags.
+// It does not wait: the first call connects, and a refused connection is that call's
+// UNAVAILABLE status.
+func dial(cmd *rollout.GRPCurlCommand) (*grpc.ClientConn, error) {
+	ua := userAgent
+	if cmd.UserAgent != "" {
+		ua = cmd.UserAgent + " " + userAgent
+	}
+	opts := []grpc.DialOption{grpc.WithUserAgent(ua)}
+	var creds credentials.TransportCredentials
+	if cmd.Plaintext {
+		creds = insecure.NewCredentials()
+		if cmd.Authority != "" {
+			opts = append(opts, grpc.WithAuthority(cmd.Authority))
+		}
+	} else {
+		tlsConf, err := grpcurl.ClientTLSConfig(cmd.Insecure, cmd.CACert, cmd.Cert, cmd.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls config: %w", err)
+		}
+		creds = credentials.NewTLS(tlsConf)
+		if cmd.ServerName != "" && cmd.Authority != "" && cmd.ServerName != cmd.Authority {
+			return nil, fmt.Errorf("-servername %q and -authority %q differ", cmd.ServerName, cmd.Authority)
+		}
+		if name := firstNonEmpty(cmd.ServerName, cmd.Authority); name != "" {
+			opts = append(opts, grpc.WithAuthority(name))
+		}
+	}
+	opts = append(opts, grpc.WithTransportCredentials(creds))
+	target := cmd.Address
+	if !strings.Contains(target, "://") {
+		target = "passthrough:///" + target
+	}
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", cmd.Address, err)
+	}
+	cc.Connect()
+	return cc, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// source returns the descriptors for cmd's service: from the protoset or proto files
+// (loaded once), or from server reflection (fetched once per connection and service).
+func (pc *probeConn) source(ctx context.Context, cmd *rollout.GRPCurlCommand) (grpcurl.DescriptorSource, error) {
+	var err error
+	switch {
+	case len(cmd.Protosets) > 0:
+		if pc.files == nil {
+			pc.files, err = grpcurl.DescriptorSourceFromProtoSets(cmd.Protosets...)
+		}
+	case len(cmd.Protos) > 0:
+		if pc.files == nil {
+			pc.files, err = grpcurl.DescriptorSourceFromProtoFiles(cmd.ImportPaths, cmd.Protos...)
+		}
+	default:
+		return pc.reflect(ctx, cmd)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load descriptors: %w", err)
+	}
+	return pc.files, nil
+}
+
+// reflect asks the server for the file that defines cmd's service (reflection v1, falling
+// back to v1alpha) and keeps it, with its dependencies, as a static descriptor source.
+func (pc *probeConn) reflect(ctx context.Context, cmd *rollout.GRPCurlCommand) (grpcurl.DescriptorSource, error) {
+	svc, _, _ := strings.Cut(cmd.Method, "/")
+	if src, ok := pc.services[svc]; ok {
+		return src, nil
+	}
+	timeout := cmd.ConnectTime
+	if timeout <= 0 {
+		timeout = defaultConnectTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx = metadata.NewOutgoingContext(ctx, grpcurl.MetadataFromHeaders(cmd.Headers))
+	rc := grpcreflect.NewClientAuto(ctx, pc.cc)
+	rc.AllowMissingFileDescriptors()
+	defer rc.Reset()
+	d, err := grpcurl.DescriptorSourceFromServer(ctx, rc).FindSymbol(svc)
+	if err != nil {
+		return nil, fmt.Errorf("descriptors of %s by server reflection: %w", svc, err)
+	}
+	sd, ok := d.(*desc.ServiceDescriptor)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a service", svc)
+	}
+	src, err := grpcurl.DescriptorSourceFromFileDescriptors(sd.GetFile())
+	if err != nil {
+		return nil, fmt.Errorf("descriptors of %s: %w", svc, err)
+	}
+	if pc.services == nil {
+		pc.services = map[string]grpcurl.DescriptorSource{}
+	}
+	pc.services[svc] = src
+	return src, nil
+}
