@@ -1,0 +1,206 @@
+package istio
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// VirtualServices is the resource the Router edits.
+var VirtualServices = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+
+// The client-side rate limits canaryd ships. client-go's defaults (5 requests
+// per second, bursts of 10) would let a rollback of many rollouts at once
+// queue for minutes, since each weight change is three requests (get, update,
+// read back); 50/100 keeps a mass rollback of 1,000 VirtualServices near a
+// minute while staying a small share of an API server's priority-and-fairness
+// budget. See BenchmarkManyVirtualServices.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
+
+// Options configures a Router.
+type Options struct {
+	// QPS and Burst limit the Router's requests; zero means DefaultQPS and
+	// DefaultBurst, a negative QPS means no client-side limit. They are used
+	// only when the rest.Config sets neither its own limits nor a RateLimiter.
+	QPS   float32
+	Burst int
+	// Logger receives one line per weight change; nil discards.
+	Logger *slog.Logger
+	// FieldManager names canaryd in the objects' managedFields; empty is "canaryd".
+	FieldManager string
+}
+
+// Router reads and sets the weights of a rollout's route on a Kubernetes API
+// server. It is safe for concurrent use.
+type Router struct {
+	dyn   dynamic.Interface
+	istio istioclient.Interface
+	kube  kubernetes.Interface
+	log   *slog.Logger
+	mgr   string
+}
+
+// NewRouter returns a Router that talks to the API server cfg names. It makes
+// no request.
+func NewRouter(cfg *rest.Config, opts Options) (*Router, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.RateLimiter == nil && cfg.QPS == 0 && cfg.Burst == 0 {
+		cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+		if cfg.QPS == 0 {
+			cfg.QPS = DefaultQPS
+		}
+		if cfg.Burst == 0 {
+			cfg.Burst = DefaultBurst
+		}
+	}
+	cfg = rest.AddUserAgent(cfg, "canaryd")
+	r := &Router{log: opts.Logger, mgr: opts.FieldManager}
+	if r.log == nil {
+		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if r.mgr == "" {
+		r.mgr = "canaryd"
+	}
+	var err error
+	if r.dyn, err = dynamic.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	if r.istio, err = istioclient.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("istio client: %w", err)
+	}
+	if r.kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return r, nil
+}
+
+// Weights returns the weights the cluster holds for the rollout's route. They
+// are returned as found, even when they do not sum to 100.
+func (r *Router) Weights(ctx context.Context, doc *rollout.Document) (rollout.Weights, error) {
+	vs, rt, err := r.get(ctx, doc)
+	if err != nil {
+		return rollout.Weights{}, err
+	}
+	w, err := weightsAt(specOf(vs), rt)
+	if err != nil {
+		return rollout.Weights{}, fmt.Errorf("virtualservice %s: %w", doc.Spec.VirtualService, err)
+	}
+	return w, nil
+}
+
+// SetWeights sets the stable and canary weights of the rollout's route to w
+// and reads the object back to confirm them. Only those two weights change:
+// every other route, field and object stays as it was. It is idempotent (no
+// update is sent when the cluster already holds w) and retries when another
+// writer changes the object between its read and its update. It changes
+// nothing and returns an error wrapping ErrNotFound, ErrRouteNotFound,
+// ErrAmbiguousRoute, ErrBadWeights or ErrRejected (with the API server's
+// message) when it cannot; ErrNotConfirmed when the read-back differs.
+func (r *Router) SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error {
+	ref := doc.Spec.VirtualService
+	if !w.Valid() {
+		return fmt.Errorf("virtualservice %s: %w: %s", ref, ErrBadWeights, w)
+	}
+	start := time.Now()
+	var from rollout.Weights
+	updated := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		vs, rt, err := r.get(ctx, doc)
+		if err != nil {
+			return err
+		}
+		spec := specOf(vs)
+		if from, err = weightsAt(spec, rt); err != nil {
+			return fmt.Errorf("virtualservice %s: %w", ref, err)
+		}
+		if err := setWeightsAt(spec, rt, w); err != nil {
+			return fmt.Errorf("virtualservice %s: %w", ref, err)
+		}
+		if from == w {
+			return nil
+		}
+		_, err = r.dyn.Resource(VirtualServices).Namespace(ref.Namespace).
+			Update(ctx, vs, metav1.UpdateOptions{FieldManager: r.mgr})
+		if err != nil && !apierrors.IsConflict(err) {
+			return rejected(ref, err)
+		}
+		updated = err == nil
+		return err
+	})
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("update virtualservice %s: still conflicting after retries: %w", ref, err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.confirm(ctx, doc, w); err != nil {
+		return err
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "weights set",
+		slog.String("rollout", doc.Name()), slog.String("virtualservice", ref.String()),
+		slog.String("from", from.String()), slog.String("weight", w.String()),
+		slog.Bool("updated", updated), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// confirm reads the route back and checks it holds w.
+func (r *Router) confirm(ctx context.Context, doc *rollout.Document, w rollout.Weights) error {
+	got, err := r.Weights(ctx, doc)
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if got != w {
+		return fmt.Errorf("virtualservice %s: %w: set %s, read back %s",
+			doc.Spec.VirtualService, ErrNotConfirmed, w, got)
+	}
+	return nil
+}
+
+// get fetches the VirtualService and finds the rollout's route in it.
+func (r *Router) get(ctx context.Context, doc *rollout.Document) (*unstructured.Unstructured, route, error) {
+	ref := doc.Spec.VirtualService
+	vs, err := r.dyn.Resource(VirtualServices).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, route{}, fmt.Errorf("virtualservice %s: %w", ref, ErrNotFound)
+	case err != nil:
+		return nil, route{}, fmt.Errorf("get virtualservice %s: %w", ref, err)
+	}
+	rt, err := findRoute(specOf(vs), &doc.Spec)
+	if err != nil {
+		return nil, route{}, fmt.Errorf("virtualservice %s: %w", ref, err)
+	}
+	return vs, rt, nil
+}
+
+// specOf returns the object's spec map (empty when it has none).
+func specOf(vs *unstructured.Unstructured) map[string]any {
+	spec, _ := vs.Object["spec"].(map[string]any)
+	return spec
+}
+
+// rejected wraps an API server's refusal of an update with ErrRejected and
+// its message.
+func rejected(ref rollout.ObjectRef, err error) error {
+	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) {
+		return fmt.Errorf("update virtualservice %s: %w: %s", ref, ErrRejected, err.Error())
+	}
+	return fmt.Errorf("update virtualservice %s: %w", ref, err)
+}
