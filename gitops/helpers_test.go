@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -198,7 +199,8 @@ func serveHTTP(t testing.TB, root, user, pass string) string {
 	execPath := gitRun(t, root, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + user},
+		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + user},
+		Stderr: io.Discard, // receive-pack's "cannot lock ref" lines of lost races
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
