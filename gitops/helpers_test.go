@@ -198,7 +198,7 @@ func serveHTTP(t testing.TB, root, user, pass string) string {
 	t.Helper()
 	execPath := gitRun(t, root, "--exec-path")
 	backend := &cgi.Handler{
-		Path: filepath.Join(execPath, "git-http-backend"),
+		Path:   filepath.Join(execPath, "git-http-backend"),
 		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + user},
 		Stderr: io.Discard, // receive-pack's "cannot lock ref" lines of lost races
 	}

@@ -146,8 +146,7 @@ func setDefaults(cfg *Config) {
 
 // openCache opens or initialises the bare cache repository and points origin at the URL.
 func (r *Repo) openCache() error {
-	sum := sha256.Sum256([]byte(stripUser(r.cfg.URL) + "\x00" + r.cfg.Branch))
-	dir := filepath.Join(r.cfg.Dir, hex.EncodeToString(sum[:8])+".git")
+	dir := r.cachePath()
 	repo, err := git.PlainOpen(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -173,6 +172,12 @@ func (r *Repo) openCache() error {
 	}
 	r.repo, r.store = repo, repo.Storer
 	return nil
+}
+
+// cachePath is the cache repository of the URL and branch below Config.Dir.
+func (r *Repo) cachePath() string {
+	sum := sha256.Sum256([]byte(stripUser(r.cfg.URL) + "\x00" + r.cfg.Branch))
+	return filepath.Join(r.cfg.Dir, hex.EncodeToString(sum[:8])+".git")
 }
 
 // Close releases the cache. The Repo must not be used afterwards.
