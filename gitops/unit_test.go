@@ -1,0 +1,204 @@
+package gitops
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://user:tok3n@github.com/acme/deploy.git", "https://REDACTED@github.com/acme/deploy.git"},
+		{"https://ghp_secret@github.com/acme/deploy.git", "https://REDACTED@github.com/acme/deploy.git"},
+		{"https://github.com/acme/deploy.git", "https://github.com/acme/deploy.git"},
+		{"ssh://git@github.com/acme/deploy.git", "ssh://git@github.com/acme/deploy.git"},
+		{"ssh://git:pw@github.com/acme/deploy.git", "ssh://git:REDACTED@github.com/acme/deploy.git"},
+		{"git@github.com:acme/deploy.git", "git@github.com:acme/deploy.git"},
+		{"file:///srv/git/deploy.git", "file:///srv/git/deploy.git"},
+		{"https://a:b%zz@host/x", "https://REDACTED@host/x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := Redact(tt.in); got != tt.want {
+				t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorsHideCredentials(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	base := serveHTTP(t, rem.root, "canaryd", "right-token")
+	tok := writeFile(t, t.TempDir(), "token", "wrong-token-value\n")
+	urls := []string{
+		strings.Replace(base, "http://", "http://canaryd:url-secret-pw@", 1) + "/deploy.git",
+		base + "/deploy.git",
+	}
+	for _, u := range urls {
+		_, err := Open(ctxT(t), Config{URL: u, Dir: t.TempDir(), Auth: Auth{TokenFile: tok, Username: "canaryd"}})
+		if err == nil {
+			t.Fatalf("Open with a wrong password succeeded")
+		}
+		for _, secret := range []string{"url-secret-pw", "wrong-token-value"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error leaks %q: %v", secret, err)
+			}
+		}
+		t.Logf("error: %v", err)
+		if !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("error does not name the remote: %v", err)
+		}
+	}
+}
+
+func TestSSHAuthConfig(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	hostKey, _ := ssh.NewPublicKey(hostPub)
+	otherKey, _ := ssh.NewPublicKey(otherPub)
+	known := writeFile(t, dir, "known_hosts", "[127.0.0.1]:2222 "+string(ssh.MarshalAuthorizedKey(hostKey)))
+	url := "ssh://git@127.0.0.1:2222/acme/deploy.git"
+
+	m, _, err := Auth{SSHKeyFile: keyFile, KnownHostsFile: known}.method(url)
+	if err != nil {
+		t.Fatalf("method: %v", err)
+	}
+	keys := m.(*gitssh.PublicKeys)
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2222}
+	if err := keys.HostKeyCallback("127.0.0.1:2222", addr, hostKey); err != nil {
+		t.Errorf("pinned host key refused: %v", err)
+	}
+	if err := keys.HostKeyCallback("127.0.0.1:2222", addr, otherKey); err == nil {
+		t.Error("a host key that is not pinned was accepted")
+	}
+	if keys.User != "git" {
+		t.Errorf("user = %q, want git", keys.User)
+	}
+	for name, a := range map[string]Auth{
+		"no known_hosts": {SSHKeyFile: keyFile},
+		"no key":         {KnownHostsFile: known},
+		"missing key":    {SSHKeyFile: filepath.Join(dir, "nope"), KnownHostsFile: known},
+	} {
+		if _, _, err := a.method(url); !errors.Is(err, ErrAuth) {
+			t.Errorf("%s: err = %v, want ErrAuth", name, err)
+		}
+	}
+}
+
+func TestWebhook(t *testing.T) {
+	secret := []byte("hook-secret")
+	var kicks atomic.Int32
+	srv := httptest.NewServer(NewWebhook("main", secret, func() { kicks.Add(1) }, nil))
+	t.Cleanup(srv.Close)
+	sign := func(body string) string {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(body))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	push := `{"ref":"refs/heads/main","after":"abc"}`
+	tests := []struct {
+		name    string
+		method  string
+		headers map[string]string
+		body    string
+		code    int
+		kicked  bool
+	}{
+		{"github push", "POST", map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(push)}, push, 202, true},
+		{"gitea push", "POST", map[string]string{"X-Gitea-Event": "push", "X-Gitea-Signature": sign(push)}, push, 202, true},
+		{"gitlab push", "POST", map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "hook-secret"}, push, 202, true},
+		{"bad signature", "POST", map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign("other")}, push, 401, false},
+		{"no signature", "POST", map[string]string{"X-GitHub-Event": "push"}, push, 401, false},
+		{"other branch", "POST", map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign(`{"ref":"refs/heads/dev"}`)}, `{"ref":"refs/heads/dev"}`, 200, false},
+		{"ping", "POST", map[string]string{"X-GitHub-Event": "ping", "X-Hub-Signature-256": "sha256=" + sign(`{}`)}, `{}`, 200, false},
+		{"not json", "POST", map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign("x")}, "x", 400, false},
+		{"get", "GET", nil, "", 405, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := kicks.Load()
+			req, _ := http.NewRequest(tt.method, srv.URL, strings.NewReader(tt.body))
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.code {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.code)
+			}
+			if got := kicks.Load() > before; got != tt.kicked {
+				t.Errorf("triggered = %v, want %v", got, tt.kicked)
+			}
+		})
+	}
+}
+
+func TestMessageGolden(t *testing.T) {
+	doc := parseDoc(t, sampleSpec)
+	commits := []rollout.Commit{
+		{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(60)},
+		{Kind: rollout.Rollback, Run: 1, Weights: rollout.CanaryAt(0), Reason: "grpc-success-rate 0.91 < 0.99\ntwice"},
+		{Kind: rollout.Abort, Run: 2, Weights: rollout.CanaryAt(0), Actor: "alice", Reason: "bad build"},
+		{Kind: rollout.Promote, Run: 3, Step: 3, Steps: 3, Weights: rollout.CanaryAt(100), Actor: "bob"},
+	}
+	var b strings.Builder
+	for _, c := range commits {
+		msg := Message(doc, c)
+		b.WriteString(msg + "----\n")
+		if got := kindOf(msg, doc.Name()); got != c.Kind {
+			t.Errorf("kindOf(%q) = %s, want %s", msg, got, c.Kind)
+		}
+		tr, own := ownedBy(msg, doc.Name())
+		if !own || tr[TrailerWeights] != doc.Spec.Describe(c.Weights) {
+			t.Errorf("trailers of %q = %v", msg, tr)
+		}
+	}
+	golden := filepath.Join("testdata", "messages.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+		t.Errorf("messages differ from %s (-want +got):\n%s", golden, diff)
+	}
+	if _, own := ownedBy("Revert \"grpc-helloworld-py: step 2/3\"\n\nThis reverts commit abc.\n", doc.Name()); own {
+		t.Error("a revert's message counts as canaryd's")
+	}
+}
