@@ -10,6 +10,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
@@ -84,16 +85,20 @@ func Elect(ctx context.Context, cfg *rest.Config, opts LeaseOptions, run func(ct
 	go func() { defer close(elected); le.Run(leCtx) }()
 	defer func() { stopLE(); <-elected }()
 
+	c := &campaign{opts: opts, client: client}
 	var lctx context.Context
 	select {
 	case <-ctx.Done():
+		// The lease may have been won just now, with nothing run under it.
+		stopLE()
+		<-elected
+		c.release()
 		return nil
 	case <-elected:
 		return fmt.Errorf("leader election %s/%s ended before it was won", opts.Namespace, opts.Name)
 	case lctx = <-leading:
 	}
 	opts.Logger.Info("leading", "lease", opts.Namespace+"/"+opts.Name, "identity", opts.Identity)
-	c := &campaign{opts: opts, client: client}
 	runCtx, cancelRun := context.WithCancel(lctx)
 	c.cancel = cancelRun
 	stopOnCancel := context.AfterFunc(ctx, cancelRun)
@@ -103,13 +108,18 @@ func Elect(ctx context.Context, cfg *rest.Config, opts LeaseOptions, run func(ct
 	cancelRun()
 	stopOnCancel()
 	wg.Wait()
+	renewFailed := lctx.Err() != nil
+	// run has stopped acting: stop renewing, then hand the lease over.
+	stopLE()
+	<-elected
+	c.release()
 	switch lost := c.lostErr(); {
 	case ctx.Err() != nil:
-		// Asked to stop: fall through to release.
+		// Asked to stop; the lease is released.
 	case lost != nil:
 		opts.Logger.Warn("leadership lost", "lease", opts.Namespace+"/"+opts.Name, "identity", opts.Identity, "err", lost)
 		return lost
-	case lctx.Err() != nil:
+	case renewFailed:
 		err := fmt.Errorf("%w: lease %s/%s could not be renewed", ErrLeadershipLost, opts.Namespace, opts.Name)
 		opts.Logger.Warn("leadership lost", "lease", opts.Namespace+"/"+opts.Name, "identity", opts.Identity, "err", err)
 		return err
@@ -137,10 +147,13 @@ func newElector(cfg *rest.Config, opts LeaseOptions) (kubernetes.Interface, *lea
 			Client:     client.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: opts.Identity},
 		},
-		LeaseDuration:   opts.LeaseDuration,
-		RenewDeadline:   opts.RenewDeadline,
-		RetryPeriod:     opts.RetryPeriod,
-		ReleaseOnCancel: true,
+		LeaseDuration: opts.LeaseDuration,
+		RenewDeadline: opts.RenewDeadline,
+		RetryPeriod:   opts.RetryPeriod,
+		// Elect releases the lease itself, with a compare-and-swap on the
+		// Lease it read: client-go's release rewrites the Lease even when
+		// another identity holds it by then.
+		ReleaseOnCancel: false,
 		Name:            opts.Namespace + "/" + opts.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) { leading <- ctx },
@@ -222,6 +235,33 @@ func (c *campaign) loseTo(t watch.EventType, lease *coordinationv1.Lease) {
 	}
 	c.mu.Unlock()
 	c.cancel()
+}
+
+// release gives the lease up if this replica still holds it, so a follower
+// takes over at its next retry instead of after the lease duration. The
+// update carries the resourceVersion read, so a lease another identity took
+// meanwhile is never touched.
+func (c *campaign) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.RenewDeadline)
+	defer cancel()
+	leases := c.client.CoordinationV1().Leases(c.opts.Namespace)
+	for range 3 {
+		l, err := leases.Get(ctx, c.opts.Name, metav1.GetOptions{})
+		if err != nil || holder(l) != c.opts.Identity {
+			return
+		}
+		now := metav1.NewMicroTime(time.Now())
+		one := int32(1)
+		l.Spec.HolderIdentity = nil
+		l.Spec.LeaseDurationSeconds = &one
+		l.Spec.AcquireTime, l.Spec.RenewTime = &now, &now
+		if _, err = leases.Update(ctx, l, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+			if err != nil {
+				c.opts.Logger.Warn("release lease", "lease", c.opts.Namespace+"/"+c.opts.Name, "err", err)
+			}
+			return
+		}
+	}
 }
 
 // stillHeld re-reads the Lease from storage (not the watch cache) and
