@@ -62,7 +62,9 @@ func redactErr(err error, rawURL string, secrets ...string) error {
 		msg = strings.ReplaceAll(msg, rawURL, Redact(rawURL))
 	}
 	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		secrets = append(secrets, u.User.Username())
+		if u.Scheme == "http" || u.Scheme == "https" { // a token is often the user name
+			secrets = append(secrets, u.User.Username())
+		}
 		if p, ok := u.User.Password(); ok {
 			secrets = append(secrets, p)
 		}

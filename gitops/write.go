@@ -48,8 +48,12 @@ func (r *Repo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.
 	for attempt := 1; attempt <= r.cfg.MaxAttempts; attempt++ {
 		commit, err := r.tryWrite(ctx, doc, c)
 		var rej *pushRejectedError
-		if !errors.As(err, &rej) {
+		var ext *rollout.ExternalChangeError
+		switch {
+		case err == nil || errors.As(err, &ext):
 			return commit, err
+		case !errors.As(err, &rej):
+			return "", fmt.Errorf("set %s in %s of %s: %w", c.Weights, doc.Spec.Manifest, r.url, err)
 		}
 		last = err
 		r.log.Debug("push rejected, replaying", "rollout", doc.Name(), "attempt", attempt, "remote", r.url, "status", rej.status)

@@ -1,0 +1,159 @@
+package gitops
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// sneakyHook is a pre-receive hook that, on the first push only, lets a person's commit
+// land on main while the push waits for its ref lock, so that receive-pack then refuses
+// the push because main is no longer at the old value the client sent.
+const sneakyHook = `#!/bin/sh
+marker="$GIT_DIR/sneaky-done"
+[ -e "$marker" ] && exit 0
+touch "$marker"
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+tree=$(git rev-parse main^{tree})
+c=$(echo "sneaky person" | GIT_AUTHOR_NAME=Sneaky GIT_AUTHOR_EMAIL=s@example.com GIT_COMMITTER_NAME=Sneaky GIT_COMMITTER_EMAIL=s@example.com git commit-tree -p main "$tree")
+git update-ref refs/heads/main "$c"
+echo "$c" > "$GIT_DIR/sneaky-commit"
+`
+
+func TestReplayOnServerRejection(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	hook := filepath.Join(rem.dir, "hooks", "pre-receive")
+	if err := os.WriteFile(hook, []byte(sneakyHook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := openRepo(t, rem.url, nil)
+	doc := parseDoc(t, sampleSpec)
+	sha := step(t, r, doc, 1)
+	sneaky, err := os.ReadFile(filepath.Join(rem.dir, "sneaky-commit"))
+	if err != nil {
+		t.Fatalf("the hook did not run: %v", err)
+	}
+	if parent := gitRun(t, rem.dir, "rev-parse", sha+"^"); parent != strings.TrimSpace(string(sneaky)) {
+		t.Errorf("step 1's parent = %s, want the commit that won the race %s", parent, sneaky)
+	}
+	checkNothingLost(t, rem.dir, []string{sha, strings.TrimSpace(string(sneaky))}, 3)
+	checkStepCommit(t, rem.dir, sha, 1, rollout.CanaryAt(20))
+}
+
+func TestRejectedEveryTimeNamesFileAndRemote(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	always := strings.Replace(sneakyHook, `[ -e "$marker" ] && exit 0`, "", 1) // the race is lost every time
+	if err := os.WriteFile(filepath.Join(rem.dir, "hooks", "pre-receive"), []byte(always), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := openRepo(t, rem.url, func(c *Config) { c.MaxAttempts, c.Backoff = 3, time.Millisecond })
+	doc := parseDoc(t, sampleSpec)
+	_, err := r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20)})
+	if err == nil {
+		t.Fatal("SetWeights succeeded against a remote that declines every push")
+	}
+	for _, want := range []string{"deploy/sample/rules.yaml", rem.url, "3 attempts", "push rejected"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if n := len(strings.Fields(gitRun(t, rem.dir, "log", "--format=%an", "--author=canaryd", "main"))); n != 0 {
+		t.Errorf("%d canaryd commits landed", n)
+	}
+
+	deny := "#!/bin/sh\necho 'policy: no pushes today' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(rem.dir, "hooks", "pre-receive"), []byte(deny), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20)})
+	if err == nil || !strings.Contains(err.Error(), "hook declined") || !strings.Contains(err.Error(), "deploy/sample/rules.yaml") {
+		t.Errorf("SetWeights against a declining hook = %v, want the decline with the file", err)
+	}
+}
+
+func TestWebhookTriggersSync(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	r := openRepo(t, rem.url, nil)
+	doc := parseDoc(t, sampleSpec)
+	r.Manage(doc)
+	first, second := step(t, r, doc, 1), step(t, r, doc, 2)
+	_ = first
+
+	got := make(chan []rollout.GitChange, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = r.Watch(ctx, time.Hour, func(chs []rollout.GitChange, err error) {
+			if err != nil {
+				t.Errorf("sync: %v", err)
+			}
+			got <- chs
+		})
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	work := personClone(t, rem.url)
+	gitRun(t, work, "revert", "--no-edit", second)
+	gitRun(t, work, "push", "-q", "origin", "main")
+	revert := gitRun(t, work, "rev-parse", "HEAD")
+
+	secret := []byte("s3")
+	srv := httptest.NewServer(r.Webhook(secret))
+	t.Cleanup(srv.Close)
+	body := `{"ref":"refs/heads/main","after":"` + revert + `"}`
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook status = %d", resp.StatusCode)
+	}
+	select {
+	case chs := <-got:
+		if len(chs) != 1 || chs[0].Commit != revert || chs[0].Cause != rollout.CauseRevert || chs[0].Reverts != second {
+			t.Errorf("sync after the webhook = %+v, want the revert %s of %s", chs, revert, second)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the webhook did not trigger a sync")
+	}
+}
+
+func TestShallowCache(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	work := personClone(t, rem.url)
+	for i := range 5 {
+		writeFile(t, work, "history.txt", strings.Repeat("x", i+1))
+		gitRun(t, work, "add", "history.txt")
+		gitRun(t, work, "commit", "-q", "-m", "history")
+	}
+	gitRun(t, work, "push", "-q", "origin", "main")
+	r := openRepo(t, rem.url, func(c *Config) { c.Depth = 1 })
+	doc := parseDoc(t, sampleSpec)
+	shas := []string{step(t, r, doc, 1), step(t, r, doc, 2)}
+	checkNothingLost(t, rem.dir, shas, 8)
+	evs, err := r.History(ctxT(t), doc, 1)
+	if err != nil || len(evs) != 1 || evs[0].Commit != shas[1] {
+		t.Errorf("History(limit 1) = %+v, %v; want step 2 only", evs, err)
+	}
+}
