@@ -1,0 +1,224 @@
+package istio_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/canarydio/canaryd/istio"
+	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/test/kubetest"
+)
+
+// canarydSA is the user the API server sees for canaryd's ServiceAccount.
+const canarydSA = "system:serviceaccount:canaryd:canaryd"
+
+// renderCanaryd renders deploy/canaryd with kustomize's Go API, as
+// `kubectl apply -k deploy/canaryd` would.
+func renderCanaryd(t testing.TB) []*unstructured.Unstructured {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("..", "deploy", "canaryd"))
+	if err != nil {
+		t.Fatalf("kustomize deploy/canaryd: %v", err)
+	}
+	data, err := m.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := kubetest.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// The objects of deploy/canaryd are created once per test binary; the
+// namespace "canaryd" and its cluster-wide RBAC are shared.
+var canarydOnce struct {
+	sync.Once
+	objs []*unstructured.Unstructured
+	err  error
+}
+
+func installCanaryd(t testing.TB, env *kubetest.Env) []*unstructured.Unstructured {
+	t.Helper()
+	objs := renderCanaryd(t)
+	canarydOnce.Do(func() {
+		c, err := kubetest.NewClient(env.Config)
+		if err != nil {
+			canarydOnce.err = err
+			return
+		}
+		canarydOnce.objs, canarydOnce.err = c.Create(context.Background(), objs, false)
+	})
+	if canarydOnce.err != nil {
+		t.Fatalf("create deploy/canaryd: %v", canarydOnce.err)
+	}
+	return canarydOnce.objs
+}
+
+// TestDeploySampleAccepted: deploy/sample's objects pass the API server's
+// validation (Istio's CRD schemas included) in a server-side dry run, in the
+// namespace they name.
+func TestDeploySampleAccepted(t *testing.T) {
+	env := kubetest.Start(t)
+	c, err := kubetest.NewClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"rules.yaml", "app.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			objs, err := kubetest.Decode(repoFile(t, filepath.Join("deploy/sample", file)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Create(context.Background(), objs, true)
+			if err != nil {
+				t.Fatalf("dry-run: %v", err)
+			}
+			if len(got) != len(objs) || len(objs) != 3 {
+				t.Errorf("%d of %d objects accepted, want 3", len(got), len(objs))
+			}
+		})
+	}
+}
+
+// TestDeployCanarydAccepted: every object kustomize renders from
+// deploy/canaryd is created by the API server, and the base holds what the
+// issue asks for.
+func TestDeployCanarydAccepted(t *testing.T) {
+	env := kubetest.Start(t)
+	objs := installCanaryd(t, env)
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
+		if o.GetKind() != "Namespace" && !isClusterScoped(o.GetKind()) && o.GetNamespace() != "canaryd" {
+			t.Errorf("%s/%s is in namespace %q, want canaryd", o.GetKind(), o.GetName(), o.GetNamespace())
+		}
+	}
+	for _, want := range []string{"Namespace/canaryd", "ServiceAccount/canaryd", "ClusterRole/canaryd",
+		"ClusterRoleBinding/canaryd", "Role/canaryd-leader-election", "RoleBinding/canaryd-leader-election",
+		"Secret/canaryd", "Service/canaryd", "Deployment/canaryd"} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("deploy/canaryd lacks %s (has %v)", want, kinds)
+		}
+	}
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	d, err := kube.AppsV1().Deployments("canaryd").Get(context.Background(), "canaryd", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *d.Spec.Replicas; got != 2 {
+		t.Errorf("replicas %d, want 2", got)
+	}
+	if got := d.Spec.Template.Spec.ServiceAccountName; got != "canaryd" {
+		t.Errorf("serviceAccountName %q, want canaryd", got)
+	}
+	sc := d.Spec.Template.Spec.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Error("the pod may run as root")
+	}
+	var vols []string
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			vols = append(vols, "configmap")
+		case v.Secret != nil:
+			vols = append(vols, "secret")
+		case v.EmptyDir != nil && v.Name == "data":
+			vols = append(vols, "data")
+		}
+	}
+	slices.Sort(vols)
+	if !slices.Equal(vols, []string{"configmap", "data", "secret"}) {
+		t.Errorf("volumes %v, want the config, the secret and a data dir", vols)
+	}
+}
+
+func isClusterScoped(kind string) bool {
+	return kind == "ClusterRole" || kind == "ClusterRoleBinding"
+}
+
+// impersonate returns env's config acting as user.
+func impersonate(env *kubetest.Env, user string) *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	return cfg
+}
+
+// TestDeployRBACEnough runs the Router and leader election as deploy/canaryd's
+// ServiceAccount: everything canaryd does is allowed, Secrets are not.
+func TestDeployRBACEnough(t *testing.T) {
+	f := newFixture(t, nil)
+	installCanaryd(t, f.env)
+	f.createApp(t, "grpc-helloworld-py-v1", "grpc-helloworld-py-v2")
+	sa := impersonate(f.env, canarydSA)
+	r := f.router(t, sa)
+	ctx := context.Background()
+	if err := r.Preflight(ctx, f.doc); err != nil {
+		t.Fatalf("Preflight as the ServiceAccount: %v", err)
+	}
+	if err := r.SetWeights(ctx, f.doc, rollout.CanaryAt(40)); err != nil {
+		t.Fatalf("SetWeights as the ServiceAccount: %v", err)
+	}
+	if took, err := r.WaitFor(ctx, f.doc, rollout.CanaryAt(40), 10*time.Second); err != nil {
+		t.Fatalf("WaitFor as the ServiceAccount (%s): %v", took, err)
+	}
+	ran := false
+	err := istio.Elect(ctx, sa, istio.LeaseOptions{Namespace: "canaryd", Name: "canaryd-rbac-test", Identity: "pod-1",
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod},
+		func(ctx context.Context) error { ran = true; return nil })
+	if err != nil || !ran {
+		t.Fatalf("Elect as the ServiceAccount = %v (ran %v)", err, ran)
+	}
+
+	kube := kubernetes.NewForConfigOrDie(sa)
+	for _, ns := range []string{f.ns, "canaryd", metav1.NamespaceAll} {
+		_, err := kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+		if !kubetest.IsForbidden(err) {
+			t.Errorf("list secrets in %q as the ServiceAccount = %v, want forbidden", ns, err)
+		}
+	}
+	if _, err := kube.CoreV1().Secrets("canaryd").Get(ctx, "canaryd", metav1.GetOptions{}); !kubetest.IsForbidden(err) {
+		t.Errorf("get secret canaryd/canaryd as the ServiceAccount = %v, want forbidden", err)
+	}
+	// Least privilege: no deleting VirtualServices, no writing DestinationRules.
+	err = f.client.Dynamic.Resource(istio.VirtualServices).Namespace(f.ns).Delete(ctx, "grpc-vs", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatalf("admin dry-run delete: %v", err)
+	}
+	saClient, err := kubetest.NewClient(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = saClient.Dynamic.Resource(istio.VirtualServices).Namespace(f.ns).Delete(ctx, "grpc-vs", metav1.DeleteOptions{})
+	if !kubetest.IsForbidden(err) {
+		t.Errorf("delete the VirtualService as the ServiceAccount = %v, want forbidden", err)
+	}
+}
+
+// TestDeployRBACRefusesOthers: a user without canaryd's RBAC is refused, and
+// the Router surfaces the refusal without changing anything.
+func TestDeployRBACRefusesOthers(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.router(t, impersonate(f.env, "system:serviceaccount:other:nobody"))
+	before := f.snapshot(t)
+	err := r.SetWeights(context.Background(), f.doc, rollout.CanaryAt(40))
+	if !kubetest.IsForbidden(err) {
+		t.Fatalf("SetWeights as a user without RBAC = %v, want forbidden", err)
+	}
+	if got := f.snapshot(t); got[2].GetResourceVersion() != before[2].GetResourceVersion() {
+		t.Error("a refused SetWeights changed the VirtualService")
+	}
+}
