@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -155,5 +157,30 @@ func TestShallowCache(t *testing.T) {
 	evs, err := r.History(ctxT(t), doc, 1)
 	if err != nil || len(evs) != 1 || evs[0].Commit != shas[1] {
 		t.Errorf("History(limit 1) = %+v, %v; want step 2 only", evs, err)
+	}
+}
+
+func TestFiles(t *testing.T) {
+	needGit(t)
+	files := sampleFiles(t)
+	files["rollouts/a.yaml"] = "a: 1\n"
+	files["rollouts/b.yaml"] = "b: 2\n"
+	files["rollouts/notes.txt"] = "not a spec\n"
+	files["rollouts/sub/c.yaml"] = "c: 3\n"
+	rem := newRemote(t, files)
+	r := openRepo(t, rem.url, nil)
+	got, commit, err := r.Files("rollouts/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{"rollouts/a.yaml": []byte("a: 1\n"), "rollouts/b.yaml": []byte("b: 2\n")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Files (-want +got):\n%s", diff)
+	}
+	if head := gitRun(t, rem.dir, "rev-parse", "main"); commit != head {
+		t.Errorf("Files read %s, want the head %s", commit, head)
+	}
+	if _, _, err := r.Files("rollouts/[.yaml"); err == nil {
+		t.Error("a malformed pattern was accepted")
 	}
 }
