@@ -1,0 +1,73 @@
+package analysis
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// Options configures Gates.
+type Options struct {
+	// HTTPClient makes the Prometheus queries; nil means a client with a 15s timeout.
+	HTTPClient *http.Client
+	// DefaultPrometheus is the Prometheus URL for specs that name none.
+	DefaultPrometheus string
+	Logger            *slog.Logger
+	// Now stamps the verdicts and sets the queries' evaluation time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gates runs all the gates of a rollout: its metric checks and its probe. It implements
+// the controller's Gates port. It is safe for concurrent use; Close drops the probe's
+// cached connections.
+type Gates struct {
+	prom  *Prometheus
+	probe *Probe
+}
+
+// New returns Gates.
+func New(o Options) *Gates {
+	return &Gates{
+		prom:  NewPrometheus(PrometheusOptions{HTTPClient: o.HTTPClient, DefaultAddress: o.DefaultPrometheus, Logger: o.Logger, Now: o.Now}),
+		probe: NewProbe(o.Logger, o.Now),
+	}
+}
+
+// Prometheus returns the metric gate.
+func (g *Gates) Prometheus() *Prometheus { return g.prom }
+
+// Probe returns the gRPC probe.
+func (g *Gates) Probe() *Probe { return g.probe }
+
+// Close closes the probe's connections.
+func (g *Gates) Close() error { return g.probe.Close() }
+
+// Check runs the gates doc.Spec.Gates(w.Canary) names, at once, and returns their verdicts
+// in that order: one per metric while the canary has traffic (w.Canary > 0), then the
+// probe's. A gate that cannot decide returns an Error or Inconclusive verdict, never Pass.
+func (g *Gates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict {
+	var metrics []*rollout.Metric
+	if a := doc.Spec.Analysis; a != nil && w.Canary > 0 {
+		for i := range a.Metrics {
+			metrics = append(metrics, &a.Metrics[i])
+		}
+	}
+	n := len(metrics)
+	if doc.Spec.Probe != nil {
+		n++
+	}
+	verdicts := make([]rollout.Verdict, n)
+	var wg sync.WaitGroup
+	for i, m := range metrics {
+		wg.Go(func() { verdicts[i] = g.prom.Check(ctx, doc, m) })
+	}
+	if doc.Spec.Probe != nil {
+		wg.Go(func() { verdicts[n-1] = g.probe.Check(ctx, doc.Spec.Probe) })
+	}
+	wg.Wait()
+	return verdicts
+}
