@@ -43,6 +43,8 @@ type Controller struct {
 	mu      sync.Mutex
 	docs    map[string]*rollout.Document // the desired set, applied by Run
 	workers map[string]*worker
+	// queued holds what Git said about rollouts whose worker has not started yet.
+	queued  map[string][]Input
 	changed chan struct{}
 }
 
@@ -62,7 +64,7 @@ func New(opts Options) *Controller {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{opts: opts, log: log, docs: map[string]*rollout.Document{},
-		workers: map[string]*worker{}, changed: make(chan struct{}, 1)}
+		workers: map[string]*worker{}, queued: map[string][]Input{}, changed: make(chan struct{}, 1)}
 }
 
 // Set replaces the set of rollouts to run. Rollouts that are new start; ones no longer in
@@ -173,8 +175,27 @@ func (c *Controller) Act(ctx context.Context, name string, op Operator) error {
 }
 
 // Observe tells the controller what Git now says about a rollout (from a fetch or a webhook).
+// What it says about a rollout that is about to start is kept for it, never lost.
 func (c *Controller) Observe(ctx context.Context, ch rollout.GitChange) error {
+	c.mu.Lock()
+	_, running := c.workers[ch.Rollout]
+	_, wanted := c.docs[ch.Rollout]
+	if !running && wanted {
+		c.queued[ch.Rollout] = append(c.queued[ch.Rollout], Git{Change: ch})
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
 	return c.send(ctx, ch.Rollout, Git{Change: ch})
+}
+
+// takeQueued returns and forgets the inputs kept for a rollout's new worker.
+func (c *Controller) takeQueued(name string) []Input {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queued[name]
+	delete(c.queued, name)
+	return q
 }
 
 func (c *Controller) send(ctx context.Context, name string, in Input) error {

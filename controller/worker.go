@@ -67,6 +67,11 @@ func (w *worker) run(ctx context.Context) error {
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())
+	for _, in := range w.c.takeQueued(w.doc.Name()) {
+		if _, err := w.feed(in); err != nil {
+			return err
+		}
+	}
 	if w.st.Phase == rollout.Idle {
 		if _, err := w.feed(Start{}); err != nil {
 			return err
@@ -109,8 +114,12 @@ func (w *worker) wait(ctx context.Context) error {
 		req.done <- refused
 		return nil
 	case doc := <-w.docs:
-		w.doc, w.sched = doc, doc.Schedule()
-		w.nextTick = w.sched.Next(w.now())
+		old := w.doc.Spec
+		w.doc = doc
+		if doc.Spec.Schedule != old.Schedule || doc.Spec.TimeZone != old.TimeZone {
+			w.sched = doc.Schedule()
+			w.nextTick = w.sched.Next(w.now())
+		}
 		return nil
 	case <-timer.C():
 	}

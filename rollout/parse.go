@@ -319,6 +319,7 @@ func decodeDocument(file string, index int, root *yaml.Node) (*Document, Problem
 	applyDefaults(doc)
 	validate(d, doc)
 	doc.positions = d.at
+	doc.Problems = d.problems
 	return doc, d.problems
 }
 
@@ -332,8 +333,10 @@ func duplicateNames(docs []*Document) Problems {
 		}
 		if prev, ok := first[name]; ok {
 			p := doc.posAt("metadata.name")
-			ps = append(ps, Problem{File: doc.File, Line: p.line, Col: p.col, Field: "metadata.name",
-				Msg: fmt.Sprintf("rollout %q is already defined in document %d", name, prev.Index+1)})
+			dup := Problem{File: doc.File, Line: p.line, Col: p.col, Field: "metadata.name",
+				Msg: fmt.Sprintf("rollout %q is already defined in document %d", name, prev.Index+1)}
+			doc.Problems = append(doc.Problems, dup)
+			ps = append(ps, dup)
 			continue
 		}
 		first[name] = doc

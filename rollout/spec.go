@@ -49,6 +49,9 @@ type Document struct {
 	// File is where the document was read from, Index its position among the file's documents.
 	File  string `yaml:"-"`
 	Index int    `yaml:"-"`
+	// Problems are the document's own validation problems; a document is valid when
+	// there are none.
+	Problems Problems `yaml:"-"`
 
 	positions map[string]pos
 }
