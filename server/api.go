@@ -1,0 +1,272 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// History paging: the default page size and the largest one a request may ask for.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 1000
+)
+
+// Actions are the operator actions POST /api/v1/rollouts/{name}/{action} accepts.
+var Actions = []string{"pause", "resume", "promote", "abort", "retry"}
+
+// Limits on what an action request may carry.
+const (
+	maxActionBody = 64 << 10
+	maxReasonLen  = 1000
+	maxActorLen   = 200
+)
+
+// RolloutList is the body of GET /api/v1/rollouts.
+type RolloutList struct {
+	Rollouts []Rollout `json:"rollouts"`
+}
+
+// HistoryPage is the body of GET /api/v1/rollouts/{name}/history: events newest first.
+// Next, when not zero, is the before= value of the following (older) page.
+type HistoryPage struct {
+	Rollout string          `json:"rollout"`
+	Events  []rollout.Event `json:"events"`
+	Next    uint64          `json:"next,omitempty"`
+}
+
+// ActionRequest is the JSON body of an action. Reason and Actor may also come as query
+// parameters; the body wins. Actor defaults to "api".
+type ActionRequest struct {
+	Reason string `json:"reason"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// ActionResult is the body of a successful action: the rollout as it is afterwards.
+type ActionResult struct {
+	Action  string  `json:"action"`
+	Actor   string  `json:"actor"`
+	Rollout Rollout `json:"rollout"`
+}
+
+// APIError is the body of every error response of the API.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
+	rs, err := s.src.Rollouts(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if rs == nil {
+		rs = []Rollout{}
+	}
+	writeJSON(w, http.StatusOK, RolloutList{Rollouts: rs})
+}
+
+func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) {
+	ro, err := s.src.Rollout(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ro)
+}
+
+func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
+	limit, before, err := pageParams(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	name := r.PathValue("name")
+	evs, err := s.src.History(r.Context(), name, before, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page := HistoryPage{Rollout: name, Events: evs}
+	if page.Events == nil {
+		page.Events = []rollout.Event{}
+	}
+	if len(evs) == limit && evs[len(evs)-1].Seq > 1 {
+		page.Next = evs[len(evs)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// pageParams reads limit (1..MaxHistoryLimit, default DefaultHistoryLimit) and before (a
+// Seq; 0 or absent: from the newest) from the query.
+func pageParams(r *http.Request) (limit int, before uint64, err error) {
+	q := r.URL.Query()
+	limit = DefaultHistoryLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxHistoryLimit {
+			return 0, 0, fmt.Errorf("limit %q is not a number in 1..%d", v, MaxHistoryLimit)
+		}
+		limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("before %q is not an event sequence number", v)
+		}
+		before = n
+	}
+	return limit, before, nil
+}
+
+func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
+}
+
+// act carries out an operator action. Order of refusals: 403 when no token is configured,
+// 401 without a bearer token, 403 with a wrong one, 404 for an unknown action or rollout,
+// 400 for a bad body, 409 when the phase refuses the action.
+func (s *Server) act(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	if status, msg := s.authorize(r); status != 0 {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="canaryd"`)
+		}
+		s.log.Warn("action refused", "rollout", name, "action", action, "status", status, "remote", r.RemoteAddr)
+		writeError(w, status, msg)
+		return
+	}
+	if !isAction(action) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q (one of %s)", action, strings.Join(Actions, ", ")))
+		return
+	}
+	req, err := readAction(r)
+	if err == nil && action == "abort" && req.Reason == "" {
+		err = errors.New("abort needs a reason")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.src.Act(r.Context(), name, action, req.Actor, req.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("action", "rollout", name, "action", action, "actor", req.Actor, "reason", req.Reason)
+	ro, err := s.src.Rollout(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ActionResult{Action: action, Actor: req.Actor, Rollout: ro})
+}
+
+// authorize returns 0 when r carries the configured bearer token, else the status and
+// message to refuse it with. The comparison takes the same time for every wrong token of
+// a given length, and the message never echoes the token.
+func (s *Server) authorize(r *http.Request) (int, string) {
+	if len(s.token) == 0 {
+		return http.StatusForbidden, "actions are disabled: no API token is configured (api.tokenFile)"
+	}
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return http.StatusUnauthorized, "actions need an Authorization: Bearer <token> header"
+	}
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) != 1 {
+		return http.StatusForbidden, "the bearer token is wrong"
+	}
+	return 0, ""
+}
+
+func isAction(a string) bool {
+	for _, x := range Actions {
+		if a == x {
+			return true
+		}
+	}
+	return false
+}
+
+// readAction reads the reason and the actor from the JSON body, falling back to the query.
+func readAction(r *http.Request) (ActionRequest, error) {
+	q := r.URL.Query()
+	req := ActionRequest{Reason: q.Get("reason"), Actor: q.Get("actor")}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
+	if err != nil {
+		return req, fmt.Errorf("read body: %v", err)
+	}
+	if len(body) > maxActionBody {
+		return req, fmt.Errorf("body is larger than %d bytes", maxActionBody)
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		var b ActionRequest
+		if err := json.Unmarshal(body, &b); err != nil {
+			return req, fmt.Errorf("body is not {\"reason\": \"...\", \"actor\": \"...\"}: %v", err)
+		}
+		if b.Reason != "" {
+			req.Reason = b.Reason
+		}
+		if b.Actor != "" {
+			req.Actor = b.Actor
+		}
+	}
+	req.Reason, req.Actor = clean(req.Reason), clean(req.Actor)
+	switch {
+	case len(req.Reason) > maxReasonLen:
+		return req, fmt.Errorf("reason is longer than %d bytes", maxReasonLen)
+	case len(req.Actor) > maxActorLen:
+		return req, fmt.Errorf("actor is longer than %d bytes", maxActorLen)
+	case req.Actor == "":
+		req.Actor = "api"
+	}
+	return req, nil
+}
+
+// clean trims s and turns control characters (newlines included) into spaces, so that a
+// reason cannot forge a commit trailer or a log line.
+func clean(s string) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s))
+}
+
+// fail maps a Source error to a status: ErrNotFound 404, ErrRefused 409, a cancelled
+// request nothing, anything else 500 (logged).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("rollout %q: %v", r.PathValue("name"), err))
+	case errors.Is(err, ErrRefused):
+		writeError(w, http.StatusConflict, err.Error())
+	case r.Context().Err() != nil:
+		// The client is gone; nobody reads the answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, APIError{Error: msg})
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// Metrics holds canaryd's metric families. The wiring calls its methods as rollouts move;
+// /metrics serves whatever registry they were registered on. Its methods are safe for
+// concurrent use; a nil *Metrics does nothing, so callers need no guard.
+type Metrics struct {
+	weight      *prometheus.GaugeVec
+	phase       *prometheus.GaugeVec
+	checks      *prometheus.CounterVec
+	step        prometheus.Histogram
+	push        prometheus.Histogram
+	pushRetries prometheus.Counter
+	reconcile   prometheus.Counter
+}
+
+// NewMetrics creates the metric families and registers them on reg. It fails when one is
+// already registered there.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canaryd_rollout_weight",
+			Help: "Traffic weight in percent that canaryd holds for each subset of a rollout's route.",
+		}, []string{"rollout", "subset"}),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canaryd_rollout_phase",
+			Help: "1 for the phase a rollout is in, 0 for every other phase.",
+		}, []string{"rollout", "phase"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "canaryd_analysis_checks_total",
+			Help: "Gate checks by rollout, gate and result (pass, fail, inconclusive, error).",
+		}, []string{"rollout", "gate", "result"}),
+		step: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "canaryd_step_duration_seconds",
+			Help:    "Time to carry out one weight change: intent, Git and the cluster, result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		push: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "canaryd_git_push_seconds",
+			Help:    "Time to push one weight change to the Git remote, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		pushRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "canaryd_git_push_retries_total",
+			Help: "Pushes rejected by the remote and replayed on its new head.",
+		}),
+		reconcile: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "canaryd_reconcile_errors_total",
+			Help: "Errors while reconciling the store, Git and the cluster.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.checks, m.step, m.push, m.pushRetries, m.reconcile} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// SetRollout sets the weight and phase gauges of r, replacing what was set for it before
+// (subsets that were renamed disappear).
+func (m *Metrics) SetRollout(r Rollout) {
+	if m == nil {
+		return
+	}
+	m.weight.DeletePartialMatch(prometheus.Labels{"rollout": r.Name})
+	if r.Stable != "" {
+		m.weight.WithLabelValues(r.Name, r.Stable).Set(float64(r.Weights.Stable))
+	}
+	if r.Canary != "" {
+		m.weight.WithLabelValues(r.Name, r.Canary).Set(float64(r.Weights.Canary))
+	}
+	for _, p := range rollout.Phases {
+		v := 0.0
+		if p == r.Phase {
+			v = 1
+		}
+		m.phase.WithLabelValues(r.Name, string(p)).Set(v)
+	}
+}
+
+// DeleteRollout removes every series of a rollout that no longer exists.
+func (m *Metrics) DeleteRollout(name string) {
+	if m == nil {
+		return
+	}
+	l := prometheus.Labels{"rollout": name}
+	m.weight.DeletePartialMatch(l)
+	m.phase.DeletePartialMatch(l)
+	m.checks.DeletePartialMatch(l)
+}
+
+// ObserveCheck counts one gate check of a rollout with its result.
+func (m *Metrics) ObserveCheck(rolloutName, gate string, result rollout.Result) {
+	if m == nil {
+		return
+	}
+	m.checks.WithLabelValues(rolloutName, gate, string(result)).Inc()
+}
+
+// ObserveVerdicts counts every verdict of one check round.
+func (m *Metrics) ObserveVerdicts(rolloutName string, vs []rollout.Verdict) {
+	for _, v := range vs {
+		m.ObserveCheck(rolloutName, v.Gate, v.Result)
+	}
+}
+
+// ObserveStep records how long one weight change took.
+func (m *Metrics) ObserveStep(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.step.Observe(d.Seconds())
+}
+
+// ObservePush records one push to the Git remote: how long it took and how many times it
+// was rejected and replayed before it landed.
+func (m *Metrics) ObservePush(d time.Duration, retries int) {
+	if m == nil {
+		return
+	}
+	m.push.Observe(d.Seconds())
+	if retries > 0 {
+		m.pushRetries.Add(float64(retries))
+	}
+}
+
+// ReconcileError counts one error while reconciling the store, Git and the cluster.
+func (m *Metrics) ReconcileError() {
+	if m == nil {
+		return
+	}
+	m.reconcile.Inc()
+}
