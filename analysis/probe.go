@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -365,8 +366,27 @@ func displayCommand(c *rollout.GRPCurlCommand) string {
 	if c.ServerName != "" {
 		add("-servername", shellQuote(c.ServerName))
 	}
+	for _, f := range [][2]string{{"-cacert", c.CACert}, {"-cert", c.Cert}, {"-key", c.Key}, {"-user-agent", c.UserAgent}} {
+		if f[1] != "" {
+			add(f[0], shellQuote(f[1]))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"-max-time", c.MaxTime}, {"-connect-timeout", c.ConnectTime}} {
+		if f.d > 0 {
+			add(f.name, strconv.FormatFloat(f.d.Seconds(), 'f', -1, 64))
+		}
+	}
 	for _, ps := range c.Protosets {
 		add("-protoset", shellQuote(ps))
+	}
+	for _, ip := range c.ImportPaths {
+		add("-import-path", shellQuote(ip))
+	}
+	for _, pr := range c.Protos {
+		add("-proto", shellQuote(pr))
 	}
 	add(c.Address, c.Method)
 	return "grpcurl " + strings.Join(w, " ")
