@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -78,6 +81,7 @@ type Repo struct {
 	mu      sync.Mutex
 	repo    *git.Repository
 	store   storer.Storer
+	closer  io.Closer
 	docs    map[string]*rollout.Document // managed rollouts by name
 	base    map[string]baseline          // what canaryd last wrote (or last acknowledged), by rollout
 	changes map[string]explained         // last explained change, by rollout
@@ -112,6 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		return nil, err
 	}
 	if err := r.fetch(ctx); err != nil {
+		r.closer.Close()
 		return nil, err
 	}
 	return r, nil
@@ -147,16 +152,22 @@ func setDefaults(cfg *Config) {
 // openCache opens or initialises the bare cache repository and points origin at the URL.
 func (r *Repo) openCache() error {
 	dir := r.cachePath()
-	repo, err := git.PlainOpen(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("git cache: %w", err)
+	}
+	// Pack files stay open between reads: a step reads a handful of objects, and opening
+	// the pack for each would cost more than reading them.
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{KeepDescriptors: true})
+	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("git cache: %w", err)
-		}
-		repo, err = git.PlainInit(dir, true)
+		repo, err = git.Init(st, nil)
 	}
 	if err != nil {
+		st.Close()
 		return fmt.Errorf("git cache %s: %w", dir, err)
 	}
+	r.closer = st
 	rc := &config.RemoteConfig{
 		Name:  "origin",
 		URLs:  []string{r.cfg.URL},
@@ -180,8 +191,12 @@ func (r *Repo) cachePath() string {
 	return filepath.Join(r.cfg.Dir, hex.EncodeToString(sum[:8])+".git")
 }
 
-// Close releases the cache. The Repo must not be used afterwards.
-func (r *Repo) Close() error { return nil }
+// Close releases the cache's open files. The Repo must not be used afterwards.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closer.Close()
+}
 
 // URL returns the remote's URL with credentials redacted.
 func (r *Repo) URL() string { return r.url }
