@@ -84,10 +84,13 @@ func TestLoopStepsOnTicksAfterBake(t *testing.T) {
 		h.expect("09:19:59", rollout.Progressing, 40)
 		h.expect("09:20:00", rollout.Succeeded, 100)
 		h.expect("10:00:00", rollout.Succeeded, 100)
-		if got, want := h.repo.weights(), []int{40, 100}; !cmp.Equal(got, want) {
+		if got, want := h.repo.weights(), []int{0, 40, 100}; !cmp.Equal(got, want) {
 			t.Errorf("commits of canary weights %v, want %v", got, want)
 		}
-		c := h.repo.commits[0]
+		if c := h.repo.commits[0]; c.Run != 1 || c.Step != 1 || c.Weights.Canary != 0 {
+			t.Errorf("the run's first commit = %+v, want run 1 step 1/3 at 0%%", c)
+		}
+		c := h.repo.commits[1]
 		if c.Run != 1 || c.Step != 2 || c.Steps != 3 || c.Kind != rollout.Forward {
 			t.Errorf("first commit = %+v, want run 1 step 2/3 forward", c)
 		}
@@ -132,7 +135,7 @@ func TestLoopTakesOneStepPerTickAfterOutage(t *testing.T) {
 		h.expect("11:10:00", rollout.Progressing, 40) // one step, not a burst
 		h.expect("11:19:59", rollout.Progressing, 40)
 		h.expect("11:20:00", rollout.Succeeded, 100)
-		if got, want := h.repo.weights(), []int{40, 100}; !cmp.Equal(got, want) {
+		if got, want := h.repo.weights(), []int{0, 40, 100}; !cmp.Equal(got, want) {
 			t.Errorf("commits of canary weights %v, want %v", got, want)
 		}
 	})

@@ -119,9 +119,19 @@ func (d *decision) start(actor string) {
 	d.st.Run++
 	d.st.Phase = rollout.Progressing
 	d.st.Pending = nil
-	d.enterStep(d.adopt(d.st.Weights.Canary))
 	d.st.Message = fmt.Sprintf("run %d started at %s", d.st.Run, d.st.Weights)
 	d.event(rollout.EventStarted, func(ev *rollout.Event) { ev.Actor = actor })
+	k := d.adopt(d.st.Weights.Canary)
+	switch {
+	case k >= 0 && d.spec.Steps[k] == d.st.Weights.Canary:
+		// The run begins at a step the weights already match: the step's commit records the
+		// start in Git (an audit entry, no traffic moves), and its bake begins when it lands.
+		d.enterStep(-1)
+		d.plan(rollout.Move{Kind: rollout.Forward, Step: k, Weights: d.st.Weights, Actor: actor})
+	default:
+		// Between steps, or before the first one: the next tick moves to the next step.
+		d.enterStep(k)
+	}
 }
 
 // adopt returns the step whose weight is canary, or else the last step below it (-1 when the

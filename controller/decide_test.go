@@ -39,8 +39,8 @@ var want = map[rollout.Phase][]struct {
 	phase rollout.Phase
 	move  rollout.MoveKind
 }{
-	rollout.Idle: {{rollout.Progressing, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""},
-		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, ""}, {rollout.Idle, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Idle, ""}},
+	rollout.Idle: {{rollout.Progressing, rollout.Forward}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""},
+		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Forward}, {rollout.Idle, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Idle, ""}},
 	rollout.Progressing: {{rollout.Progressing, ""}, {rollout.Progressing, rollout.Forward}, {rollout.Progressing, ""}, {rollout.RolledBack, rollout.Rollback},
 		{rollout.Progressing, ""}, {rollout.RolledBack, rollout.Rollback}, {rollout.Paused, ""}, {illegal, ""}, {rollout.Progressing, rollout.Promote},
 		{rollout.Aborted, rollout.Abort}, {illegal, ""}, {rollout.Progressing, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Progressing, ""}},
@@ -50,12 +50,12 @@ var want = map[rollout.Phase][]struct {
 	rollout.Succeeded: {{rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""},
 		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Succeeded, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Succeeded, ""}},
 	rollout.RolledBack: {{rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""},
-		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, ""}, {rollout.RolledBack, ""}, {rollout.Overridden, rollout.Follow}, {rollout.RolledBack, ""}},
+		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Forward}, {rollout.RolledBack, ""}, {rollout.Overridden, rollout.Follow}, {rollout.RolledBack, ""}},
 	rollout.Overridden: {{rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""},
 		{illegal, ""}, {rollout.Progressing, ""}, {rollout.Progressing, rollout.Promote}, {rollout.Aborted, rollout.Abort}, {illegal, ""},
 		{rollout.Overridden, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Overridden, ""}},
 	rollout.Aborted: {{rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""},
-		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, ""}, {rollout.Aborted, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Aborted, ""}},
+		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Forward}, {rollout.Aborted, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Aborted, ""}},
 	rollout.Invalid: {{rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""},
 		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}},
 }

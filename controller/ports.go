@@ -23,6 +23,12 @@ type Router interface {
 	SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error
 }
 
+// Preflighter is a Router that can check, before the first step that sends traffic to the
+// canary, that the canary can take it (its subset is defined, its workload is available).
+type Preflighter interface {
+	Preflight(ctx context.Context, doc *rollout.Document) error
+}
+
 // Gates checks the canary: every metric gate and the probe.
 type Gates interface {
 	// Check runs the rollout's gates for the canary at weights w and returns one verdict per

@@ -227,11 +227,27 @@ func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, er
 		commit, err = w.commit(ctx, m)
 		return commit, errors.Join(applyErr, err)
 	default:
+		if err := w.preflight(ctx, m); err != nil {
+			return "", err
+		}
 		if commit, err = w.commit(ctx, m); err != nil {
 			return "", err
 		}
 		return commit, w.apply(ctx, m)
 	}
+}
+
+// preflight checks the cluster before the first step that sends the canary traffic, before
+// anything is committed.
+func (w *worker) preflight(ctx context.Context, m rollout.Move) error {
+	p, ok := w.c.opts.Router.(Preflighter)
+	if !ok || w.st.Weights.Canary > 0 || m.Weights.Canary == 0 {
+		return nil
+	}
+	if err := p.Preflight(ctx, w.doc); err != nil {
+		return fmt.Errorf("preflight before the first traffic step: %w", err)
+	}
+	return nil
 }
 
 func (w *worker) commit(ctx context.Context, m rollout.Move) (string, error) {

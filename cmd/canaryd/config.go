@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"time"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -74,8 +76,22 @@ func loadConfig(path string) (*Config, error) {
 	if cfg.Git.Rollouts == "" {
 		bad("git.rollouts", "is required: a glob of Rollout specs in the repo, such as rollouts/*.yaml")
 	}
-	if k := cfg.Kubernetes; k != nil && k.Mode != "apply" && k.Mode != "gitops" {
-		bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
+	if !cfg.Git.PollInterval.Set {
+		cfg.Git.PollInterval = rollout.Duration{Duration: 10 * time.Second}
+	}
+	if k := cfg.Kubernetes; k != nil {
+		if k.Mode != "apply" && k.Mode != "gitops" {
+			bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
+		}
+		if k.LeaderElection.Namespace == "" {
+			k.LeaderElection.Namespace = "canaryd"
+		}
+		if k.LeaderElection.Name == "" {
+			k.LeaderElection.Name = "canaryd"
+		}
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
 	return cfg, ps.Err()
 }

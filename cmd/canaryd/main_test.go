@@ -53,21 +53,18 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestServeSkeletonIsHonest(t *testing.T) {
+func TestServeRefusesBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "canaryd.yaml")
-	os.WriteFile(cfg, []byte("dataDir: "+dir+"/data\ngit: {url: file:///tmp/x.git, rollouts: 'rollouts/*.yaml'}\n"), 0o600)
-	code, _, errOut := runCmd("serve", "--config", cfg)
-	if code != 1 || !strings.Contains(errOut, "not wired yet") {
-		t.Fatalf("serve: exit %d, %q; want 1 saying it is not wired", code, errOut)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "data", "canaryd.db")); err != nil {
-		t.Errorf("serve did not open the store: %v", err)
-	}
 	os.WriteFile(cfg, []byte("dataDir: x\ngit: {ulr: y}\n"), 0o600)
-	code, _, errOut = runCmd("serve", "--config", cfg)
+	code, _, errOut := runCmd("serve", "--config", cfg)
 	if code != 1 || !strings.Contains(errOut, cfg+":2:7: git.ulr: unknown field") {
 		t.Fatalf("bad config: exit %d, %q", code, errOut)
+	}
+	os.WriteFile(cfg, []byte("listen: nope\ngit: {url: file:///x, rollouts: 'r/*.yaml'}\nkubernetes: {mode: yolo}\n"), 0o600)
+	code, _, errOut = runCmd("serve", "--config", cfg)
+	if code != 1 || !strings.Contains(errOut, "kubernetes.mode: must be apply or gitops") || !strings.Contains(errOut, `listen: "nope" is not HOST:PORT`) {
+		t.Fatalf("bad values: exit %d, %q", code, errOut)
 	}
 	if code, _, _ := runCmd("serve"); code != 2 {
 		t.Errorf("serve without --config: exit %d, want 2", code)

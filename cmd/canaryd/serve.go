@@ -1,46 +1,255 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/canarydio/canaryd/analysis"
+	"github.com/canarydio/canaryd/controller"
+	"github.com/canarydio/canaryd/gitops"
+	"github.com/canarydio/canaryd/istio"
+	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/server"
 	"github.com/canarydio/canaryd/store"
 )
 
-// errNotWired says plainly what serve cannot do yet, rather than pretending to run rollouts.
-var errNotWired = errors.New("serve is not wired yet: the Git, analysis and cluster adapters join the controller in a later release; " +
-	"this build only checks the config and the data dir")
+var (
+	_ controller.Store  = (*store.DB)(nil)
+	_ controller.Repo   = (*gitops.Repo)(nil)
+	_ controller.Gates  = (*analysis.Gates)(nil)
+	_ controller.Router = (*istio.Router)(nil)
+)
 
 func newServeCmd() *cobra.Command {
-	var configPath string
+	var configPath, logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve --config canaryd.yaml",
-		Short: "Run the daemon (skeleton: checks the config and opens the store)",
+		Short: "Run the daemon: rollouts from Git, the status API and page, /metrics",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if configPath == "" {
 				return usageError{errors.New("serve: --config is required")}
 			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("serve: --log-level: %v", err)}
+			}
+			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			slog.SetDefault(log)
 			cfg, err := loadConfig(configPath)
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return fmt.Errorf("data dir: %w", err)
-			}
-			db, err := store.Open(filepath.Join(cfg.DataDir, "canaryd.db"), store.Options{})
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			fmt.Fprintf(c.ErrOrStderr(), "config %s is valid; store %s opened\n", configPath, db.Path())
-			return errNotWired
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, log)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the daemon's configuration file")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// serve runs the daemon until ctx ends: it opens the store and the repo, loads the specs,
+// and runs the controller, the Git watch and the HTTP server in one errgroup.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "canaryd.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := server.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	repo, err := gitops.Open(ctx, gitConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log})
+	defer gates.Close()
+	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
+	opts := controller.Options{
+		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics}, Gates: countedGates{gates, metrics},
+		Logger: log, Hook: stepHooks(metrics, crashHook(log)),
+	}
+	var kube *rest.Config
+	if k := cfg.Kubernetes; k != nil {
+		if kube, err = restConfig(k.Kubeconfig); err != nil {
+			return err
+		}
+		if k.Mode == "apply" {
+			router, err := istio.NewRouter(kube, istio.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			opts.Router = router
+		}
+	}
+	d.ctrl = controller.New(opts)
+	token, err := readToken(cfg.API.TokenFile)
+	if err != nil {
+		return err
+	}
+	if err := d.loadSpecs(ctx); err != nil {
+		return err
+	}
+	d.fetched.Store(true)
+	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
+	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
+	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// act runs what only the leader may do: the controller and the Git watch. With leader
+// election on, it runs them only while this replica holds the lease.
+func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, log *slog.Logger) error {
+	run := func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return d.ctrl.Run(ctx) })
+		g.Go(func() error {
+			return d.repo.Watch(ctx, cfg.Git.PollInterval.Duration, func(chs []rollout.GitChange, err error) {
+				d.onSync(ctx, chs, err)
+			})
+		})
+		err := g.Wait()
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || err == nil) {
+			return nil
+		}
+		return err
+	}
+	k := cfg.Kubernetes
+	if k == nil || !k.LeaderElection.Enabled {
+		return run(ctx)
+	}
+	host, _ := os.Hostname()
+	return istio.Elect(ctx, kube, istio.LeaseOptions{Namespace: k.LeaderElection.Namespace, Name: k.LeaderElection.Name,
+		Identity: host + "-" + fmt.Sprint(os.Getpid()), Logger: log}, run)
+}
+
+// listen serves the HTTP API until ctx ends, then shuts it down gracefully.
+func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	<-errc
+	return nil
+}
+
+func mode(cfg *Config) string {
+	if cfg.Kubernetes == nil {
+		return "gitops (no cluster)"
+	}
+	return cfg.Kubernetes.Mode
+}
+
+func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
+	a := cfg.Git.Auth
+	return gitops.Config{
+		URL: cfg.Git.URL, Branch: cfg.Git.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
+		Auth: gitops.Auth{TokenFile: a.TokenFile, Username: a.Username, SSHKeyFile: a.SSHKeyFile, KnownHostsFile: a.KnownHostsFile},
+		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
+		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log,
+	}
+}
+
+// restConfig finds the cluster: the kubeconfig named, else in-cluster, else $KUBECONFIG.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		if c, err := rest.InClusterConfig(); err == nil {
+			return c, nil
+		}
+		kubeconfig = os.Getenv("KUBECONFIG")
+		if kubeconfig == "" {
+			return nil, errors.New("kubernetes: not in a cluster; set kubernetes.kubeconfig or $KUBECONFIG")
+		}
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: kubeconfig %s: %w", kubeconfig, err)
+	}
+	return c, nil
+}
+
+// readToken reads the API token; no file means operator actions are refused.
+func readToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("api token: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return nil, fmt.Errorf("api token file %s is empty", path)
+	}
+	return []byte(tok), nil
+}
+
+// stepHooks times each step from its intent to its recorded result, then calls next.
+func stepHooks(m *server.Metrics, next func(string, rollout.Move)) func(string, rollout.Move) {
+	var mu sync.Mutex
+	started := map[string]time.Time{}
+	key := func(mv rollout.Move) string { return fmt.Sprint(mv.Run, mv.Kind, mv.Weights, mv.Since.UnixNano()) }
+	return func(point string, mv rollout.Move) {
+		mu.Lock()
+		switch point {
+		case "intent":
+			started[key(mv)] = time.Now()
+		case "recorded":
+			if t, ok := started[key(mv)]; ok {
+				m.ObserveStep(time.Since(t))
+				delete(started, key(mv))
+			}
+		}
+		mu.Unlock()
+		if next != nil {
+			next(point, mv)
+		}
+	}
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/canarydio/canaryd/controller"
+	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/server"
+	"github.com/canarydio/canaryd/store"
+)
+
+// source is the server's view of the daemon: specs from the catalog, state and history
+// from the store, actions through the controller.
+type source struct{ d *daemon }
+
+var _ server.Source = source{}
+
+func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
+	r := server.Rollout{Name: e.name, Phase: rollout.Idle, Weights: rollout.CanaryAt(0)}
+	if ok {
+		r.Phase, r.Run, r.Weights, r.LastVerdict, r.Commit, r.Message, r.Updated =
+			st.Phase, st.Run, st.Weights, st.LastVerdict, st.Commit, st.Message, st.Updated
+		r.Step = st.Step + 1
+	}
+	if doc := e.doc; doc != nil {
+		r.Steps, r.Stable, r.Canary = len(doc.Spec.Steps), doc.Spec.Stable, doc.Spec.Canary
+		if r.Phase == rollout.Progressing || r.Phase == rollout.Idle {
+			r.NextTick = doc.Schedule().Next(time.Now())
+		}
+	}
+	if len(e.problems) > 0 {
+		r.Phase, r.Problems = rollout.Invalid, e.problems
+		r.Message = fmt.Sprintf("the spec does not validate (%d problems); fix it in Git", len(e.problems))
+	}
+	return r
+}
+
+func (s source) Rollouts(ctx context.Context) ([]server.Rollout, error) {
+	var out []server.Rollout
+	for _, e := range s.d.cat.all() {
+		st, ok, err := s.d.db.State(e.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.view(e, st, ok))
+	}
+	return out, nil
+}
+
+func (s source) Rollout(ctx context.Context, name string) (server.Rollout, error) {
+	e, ok := s.d.cat.get(name)
+	if !ok {
+		return server.Rollout{}, server.ErrNotFound
+	}
+	st, ok, err := s.d.db.State(name)
+	if err != nil {
+		return server.Rollout{}, err
+	}
+	return s.view(e, st, ok), nil
+}
+
+func (s source) History(ctx context.Context, name string, before uint64, limit int) ([]rollout.Event, error) {
+	if _, ok := s.d.cat.get(name); !ok {
+		return nil, server.ErrNotFound
+	}
+	return s.d.db.History(name, before, limit)
+}
+
+func (s source) Act(ctx context.Context, name, action, actor, reason string) error {
+	a, err := controller.ParseAction(action)
+	if err != nil {
+		return fmt.Errorf("%w: %v", server.ErrRefused, err)
+	}
+	err = s.d.ctrl.Act(ctx, name, controller.Operator{Action: a, Actor: actor, Reason: reason})
+	switch {
+	case errors.Is(err, controller.ErrNotFound):
+		if e, ok := s.d.cat.get(name); ok && len(e.problems) > 0 {
+			return fmt.Errorf("%s %q: the spec is invalid: %w", action, name, server.ErrRefused)
+		}
+		return server.ErrNotFound
+	case errors.Is(err, controller.ErrIllegal):
+		return fmt.Errorf("%w: %v", server.ErrRefused, err)
+	}
+	return err
+}
+
+func (s source) Ready(ctx context.Context) error {
+	if !s.d.fetched.Load() {
+		return errors.New("the Git repository has not been fetched yet")
+	}
+	return nil
+}
+
+// observedStore is the store as the controller uses it, updating the rollout gauges on
+// every save.
+type observedStore struct {
+	*store.DB
+	d *daemon
+	m *server.Metrics
+}
+
+func (o observedStore) Save(st rollout.State, evs ...rollout.Event) error {
+	if err := o.DB.Save(st, evs...); err != nil {
+		return err
+	}
+	if e, ok := o.d.cat.get(st.Rollout); ok {
+		o.m.SetRollout(source{o.d}.view(e, st, true))
+	}
+	return nil
+}
+
+// timedRepo measures each push.
+type timedRepo struct {
+	controller.Repo
+	m *server.Metrics
+}
+
+func (t timedRepo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
+	start := time.Now()
+	sha, err := t.Repo.SetWeights(ctx, doc, c)
+	if err == nil {
+		t.m.ObservePush(time.Since(start), 0)
+	}
+	return sha, err
+}
+
+// countedGates counts each check by gate and result.
+type countedGates struct {
+	controller.Gates
+	m *server.Metrics
+}
+
+func (g countedGates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict {
+	vs := g.Gates.Check(ctx, doc, w)
+	g.m.ObserveVerdicts(doc.Name(), vs)
+	return vs
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// entry is one rollout as the repo's specs define it: valid (doc set, no problems) or not.
+type entry struct {
+	name     string
+	doc      *rollout.Document
+	problems rollout.Problems
+	source   string // the document's file and its bytes, to tell a changed spec from a re-read one
+}
+
+// catalog is the set of rollouts read from the repo's specs, replaced on every fetch.
+type catalog struct {
+	mu      sync.Mutex
+	entries map[string]*entry
+}
+
+// parseSpecs turns the spec files at the head into entries. A document that does not
+// validate becomes an entry with problems; a file with no decodable document becomes one
+// named after the file, so that it shows up in status rather than disappearing.
+func parseSpecs(files map[string][]byte) map[string]*entry {
+	out := map[string]*entry{}
+	names := make([]string, 0, len(files))
+	for f := range files {
+		names = append(names, f)
+	}
+	slices.Sort(names)
+	for _, file := range names {
+		data := files[file]
+		docs, err := rollout.Parse(file, data)
+		for _, doc := range docs {
+			e := &entry{name: doc.Name(), problems: doc.Problems, source: file + "\x00" + string(data)}
+			if e.name == "" {
+				e.name = strings.TrimSuffix(path.Base(file), path.Ext(file))
+			}
+			if len(e.problems) == 0 {
+				e.doc = doc
+			}
+			if _, dup := out[e.name]; dup {
+				e.doc = nil
+				e.problems = append(e.problems, rollout.Problem{File: file, Line: 1, Col: 1, Field: "metadata.name",
+					Msg: "another spec file defines a rollout of this name"})
+			}
+			out[e.name] = e
+		}
+		if len(docs) == 0 && err != nil {
+			name := strings.TrimSuffix(path.Base(file), path.Ext(file))
+			ps, _ := err.(rollout.Problems)
+			out[name] = &entry{name: name, problems: ps, source: file + "\x00" + string(data)}
+		}
+	}
+	return out
+}
+
+// replace installs the new entries, keeping the old document of every rollout whose spec
+// did not change (so the controller sees a change only when there is one). It returns the
+// valid documents.
+func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var docs []*rollout.Document
+	for name, e := range next {
+		if old, ok := c.entries[name]; ok && old.source == e.source {
+			next[name] = old
+			e = old
+		}
+		if e.doc != nil {
+			docs = append(docs, e.doc)
+		}
+	}
+	c.entries = next
+	slices.SortFunc(docs, func(a, b *rollout.Document) int { return strings.Compare(a.Name(), b.Name()) })
+	return docs
+}
+
+func (c *catalog) get(name string) (*entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[name]
+	return e, ok
+}
+
+func (c *catalog) all() []*entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*entry, 0, len(c.entries))
+	for _, e := range c.entries {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+	return out
+}
