@@ -1,0 +1,142 @@
+package server
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+	}
+}
+
+func TestPagesGolden(t *testing.T) {
+	url := newTestServer(t, sampleSource(), "", nil)
+	for _, tc := range []struct{ path, file string }{
+		{"/", "index.html"},
+		{"/rollouts/grpc-helloworld-py", "rollout.html"},
+		{"/rollouts/grpc-helloworld-py?before=5", "rollout-older.html"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			status, body := call(t, "GET", url+tc.path, "", "")
+			if status != 200 {
+				t.Fatalf("%s: %d\n%s", tc.path, status, body)
+			}
+			golden(t, tc.file, body)
+		})
+	}
+}
+
+func TestPageIsSelfContained(t *testing.T) {
+	url := newTestServer(t, sampleSource(), "", nil)
+	for _, path := range []string{"/", "/rollouts/grpc-helloworld-py"} {
+		status, body := call(t, "GET", url+path, "", "")
+		page := string(body)
+		if status != 200 {
+			t.Fatalf("%s: %d", path, status)
+		}
+		// Nothing is loaded from anywhere: no scripts, no stylesheets, no fonts, no images.
+		bare := strings.ReplaceAll(page, `xmlns="http://www.w3.org/2000/svg"`, "")
+		for _, bad := range []string{"<script", "<link", "@import", "src=", "url(", "http://", "https://", "<img"} {
+			if strings.Contains(bare, bad) {
+				t.Errorf("%s carries %q: the page must work offline", path, bad)
+			}
+		}
+		if !strings.Contains(page, `http-equiv="refresh"`) {
+			t.Errorf("%s does not refresh itself", path)
+		}
+	}
+	_, body := call(t, "GET", url+"/rollouts/grpc-helloworld-py?before=5", "", "")
+	if strings.Contains(string(body), `http-equiv="refresh"`) {
+		t.Error("an older page of history refreshes itself, which would lose the reader's place")
+	}
+}
+
+func TestPageEscapes(t *testing.T) {
+	src := sampleSource()
+	src.add(Rollout{Name: "evil", Phase: rollout.Progressing, Steps: 2, Step: 1, Stable: "v1", Canary: "v2",
+		Weights: rollout.CanaryAt(0), Message: `<script>alert("x")</script>`},
+		rollout.Event{Time: t0, Kind: rollout.EventVerdict, Verdict: &rollout.Verdict{Gate: "probe", Result: rollout.Fail, Reason: `<img src=x onerror=alert(1)>`}})
+	url := newTestServer(t, src, "", nil)
+	for _, path := range []string{"/", "/rollouts/evil"} {
+		_, body := call(t, "GET", url+path, "", "")
+		if strings.Contains(string(body), "<script>") || strings.Contains(string(body), "<img") {
+			t.Errorf("%s renders a message as markup", path)
+		}
+		if !strings.Contains(string(body), "&lt;script&gt;") {
+			t.Errorf("%s does not show the escaped message", path)
+		}
+	}
+}
+
+func TestChart(t *testing.T) {
+	ev := func(sec int, kind rollout.EventKind, canary int, commit string, res rollout.Result) rollout.Event {
+		e := rollout.Event{Seq: uint64(sec), Time: t0.Add(time.Duration(sec) * time.Second), Kind: kind, Weights: rollout.CanaryAt(canary), Commit: commit}
+		if res != "" {
+			e.Verdict = &rollout.Verdict{Gate: "g", Result: res}
+		}
+		return e
+	}
+	// Newest first, as Source.History returns them.
+	evs := []rollout.Event{
+		ev(100, rollout.EventRolledBack, 0, "c3", ""),
+		ev(90, rollout.EventVerdict, 40, "c2", rollout.Fail),
+		ev(80, rollout.EventMoveFailed, 100, "c2", ""), // a target, not a weight in force
+		ev(60, rollout.EventVerdict, 40, "c2", rollout.Pass),
+		ev(50, rollout.EventStep, 40, "c2", ""),
+		ev(40, rollout.EventIntent, 40, "c1", ""), // a target, not a weight in force
+		ev(0, rollout.EventStarted, 0, "c1", ""),
+	}
+	c := newChart(evs, t0.Add(200*time.Second), chartSize{W: 254, H: 122}, func(seq uint64) string { return "#" + string(rune('a'+seq/10)) })
+	// The plot spans x 40..240 for 0..200s (1 unit a second) and y 100..10 for 0..100 %.
+	if want := "M40 100H90V64H140V100H240"; c.Line != want {
+		t.Errorf("line %q, want %q", c.Line, want)
+	}
+	wantDots := []marker{
+		{X: 100, Y: 64, Class: "verdict pass", Href: "#g", Title: "09:01:00 g: pass at c2"},
+		{X: 130, Y: 64, Class: "verdict fail", Href: "#j", Title: "09:01:30 g: fail at c2"},
+	}
+	if diff := cmp.Diff(wantDots, c.Dots); diff != "" {
+		t.Errorf("dots (-want +got):\n%s", diff)
+	}
+	var commits []string
+	for _, m := range c.Commits {
+		commits = append(commits, m.Title)
+	}
+	want := []string{"09:00:50 step to 60/40, commit c2", "09:01:40 rolled-back to 100/0, commit c3"}
+	if diff := cmp.Diff(want, commits); diff != "" {
+		t.Errorf("commits (-want +got):\n%s", diff)
+	}
+	if newChart(nil, t0, fullChart, nil) != nil {
+		t.Error("a chart without events")
+	}
+	if one := newChart(evs[len(evs)-1:], t0, fullChart, func(uint64) string { return "" }); one == nil || one.Line == "" {
+		t.Error("a single event draws no line")
+	}
+}
