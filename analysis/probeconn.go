@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fullstorydev/grpcurl"
@@ -33,7 +34,7 @@ type probeConn struct {
 	cc       *grpc.ClientConn
 	files    grpcurl.DescriptorSource            // from -protoset or -proto; nil with reflection
 	services map[string]grpcurl.DescriptorSource // reflection snapshots, by service name
-	lastUsed time.Time
+	lastUsed atomic.Int64 // unix nanoseconds; read without mu, so a slow dial blocks no one
 }
 
 // conn returns the cached connection entry for cmd's target, closing entries left unused
@@ -57,9 +58,7 @@ func (p *Probe) conn(cmd *rollout.GRPCurlCommand) (*probeConn, error) {
 		pc = &probeConn{}
 		p.conns[key] = pc
 	}
-	pc.mu.Lock()
-	pc.lastUsed = now
-	pc.mu.Unlock()
+	pc.lastUsed.Store(now.UnixNano())
 	return pc, nil
 }
 
@@ -75,9 +74,7 @@ func connKey(c *rollout.GRPCurlCommand) string {
 }
 
 func (pc *probeConn) idleSince(now time.Time) time.Duration {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	return now.Sub(pc.lastUsed)
+	return now.Sub(time.Unix(0, pc.lastUsed.Load()))
 }
 
 func (pc *probeConn) close() {

@@ -91,7 +91,7 @@ func waitQuery(t testing.TB, promURL, q string, ok func(float64) bool) {
 
 // startScenario starts Prometheus scraping the scenario's exporter and returns once
 // Prometheus holds the zeros and then the counts.
-func startScenario(t *testing.T) *promtest.Server {
+func startScenario(t testing.TB) *promtest.Server {
 	addr, fill := exporter(t)
 	prom := promtest.StartT(t, addr)
 	waitQuery(t, prom.URL, `count(istio_requests_total)`, func(v float64) bool { return v == float64(len(scenario)) })
