@@ -34,7 +34,7 @@ type probeConn struct {
 	cc       *grpc.ClientConn
 	files    grpcurl.DescriptorSource            // from -protoset or -proto; nil with reflection
 	services map[string]grpcurl.DescriptorSource // reflection snapshots, by service name
-	lastUsed atomic.Int64 // unix nanoseconds; read without mu, so a slow dial blocks no one
+	lastUsed atomic.Int64                        // unix nanoseconds; read without mu, so a slow dial blocks no one
 }
 
 // conn returns the cached connection entry for cmd's target, closing entries left unused
