@@ -3,6 +3,7 @@ package gitops
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -92,35 +93,11 @@ func TestConcurrentWriters(t *testing.T) {
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var landed []string
+			record := func(sha string) { mu.Lock(); landed = append(landed, sha); mu.Unlock() }
 			errs := make(chan error, 2*writers)
 			for i := range writers {
-				wg.Go(func() {
-					doc := parseDoc(t, specFor(i))
-					for k := 1; k <= 2; k++ {
-						c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: k, Steps: 3, Weights: doc.Spec.WeightsAt(k - 1)}
-						sha, err := repos[i].SetWeights(ctxT(t), doc, c)
-						if err != nil {
-							errs <- fmt.Errorf("writer %d step %d: %w", i, k, err)
-							return
-						}
-						mu.Lock()
-						landed = append(landed, sha)
-						mu.Unlock()
-					}
-				})
-				wg.Go(func() {
-					script := `for i in $(seq 1 200); do git push -q origin HEAD:main 2>/dev/null && exit 0; git pull -q --rebase origin main || exit 1; done; exit 1`
-					cmd := exec.Command("bash", "-c", script)
-					cmd.Dir = works[i]
-					cmd.Env = gitEnv(works[i] + "/..")
-					if out, err := cmd.CombinedOutput(); err != nil {
-						errs <- fmt.Errorf("person %d: %v\n%s", i, err, out)
-						return
-					}
-					mu.Lock()
-					landed = append(landed, gitRun(t, works[i], "rev-parse", "HEAD"))
-					mu.Unlock()
-				})
+				wg.Go(func() { canarydWriter(t, repos[i], i, record, errs) })
+				wg.Go(func() { personWriter(t, works[i], i, record, errs) })
 			}
 			wg.Wait()
 			close(errs)
@@ -137,6 +114,39 @@ func TestConcurrentWriters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// canarydWriter takes two steps of rollout ro-i.
+func canarydWriter(t *testing.T, r *Repo, i int, record func(string), errs chan<- error) {
+	doc := parseDoc(t, specFor(i))
+	for k := 1; k <= 2; k++ {
+		c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: k, Steps: 3, Weights: doc.Spec.WeightsAt(k - 1)}
+		sha, err := r.SetWeights(ctxT(t), doc, c)
+		if err != nil {
+			errs <- fmt.Errorf("writer %d step %d: %w", i, k, err)
+			return
+		}
+		record(sha)
+	}
+}
+
+// personWriter pushes a person's commit from work with the git CLI, pulling with rebase
+// until the push lands, as people do.
+func personWriter(t *testing.T, work string, i int, record func(string), errs chan<- error) {
+	script := `for i in $(seq 1 200); do git push -q origin HEAD:main 2>/dev/null && exit 0; git pull -q --rebase origin main || exit 1; done; exit 1`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = work
+	cmd.Env = gitEnv(filepath.Dir(work))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		errs <- fmt.Errorf("person %d: %v\n%s", i, err, out)
+		return
+	}
+	sha, err := gitTry(work, "rev-parse", "HEAD")
+	if err != nil {
+		errs <- err
+		return
+	}
+	record(sha)
 }
 
 // checkNothingLost checks that every landed commit is on main, the history is linear with

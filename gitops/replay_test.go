@@ -184,3 +184,26 @@ func TestFiles(t *testing.T) {
 		t.Error("a malformed pattern was accepted")
 	}
 }
+
+func TestOpenWhileRemoteIsDown(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	r := openRepo(t, rem.url, nil)
+	doc := parseDoc(t, sampleSpec)
+	sha := step(t, r, doc, 1)
+	if err := os.Rename(rem.dir, rem.dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	again := openRepo(t, rem.url, func(c *Config) { c.Dir = r.cfg.Dir })
+	evs, err := again.History(ctxT(t), doc, 1)
+	if err != nil || len(evs) != 1 || evs[0].Commit != sha {
+		t.Errorf("History from the cache while the remote is down = %+v, %v", evs, err)
+	}
+	_, err = again.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(60)})
+	if err == nil || !strings.Contains(err.Error(), rem.url) {
+		t.Errorf("SetWeights while the remote is down = %v, want an error naming %s", err, rem.url)
+	}
+	if _, err := Open(ctxT(t), Config{URL: rem.url, Dir: t.TempDir()}); err == nil {
+		t.Error("Open without a cache succeeded while the remote is down")
+	}
+}

@@ -89,8 +89,10 @@ type Repo struct {
 }
 
 // Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,
-// single-branch clone without tags), and fetches the branch. Errors name the remote with
-// its credentials redacted.
+// single-branch clone without tags), and fetches the branch. When the fetch fails but the
+// cache already holds the branch (a restart while the remote is down), Open logs a warning
+// and succeeds; every later write fetches again. Errors name the remote with its
+// credentials redacted. Close releases the cache.
 func Open(ctx context.Context, cfg Config) (*Repo, error) {
 	if cfg.URL == "" || cfg.Dir == "" {
 		return nil, errors.New("gitops: url and dir are required")
@@ -116,8 +118,11 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		return nil, err
 	}
 	if err := r.fetch(ctx); err != nil {
-		r.closer.Close()
-		return nil, err
+		if _, herr := r.head(); herr != nil {
+			r.closer.Close()
+			return nil, err
+		}
+		r.log.Warn("remote unreachable, serving the cached branch until a fetch succeeds", "remote", r.url, "err", err)
 	}
 	return r, nil
 }
