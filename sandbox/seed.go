@@ -1,0 +1,192 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// seedFS holds copies of deploy/sample's manifests (a test keeps them equal to the
+// originals), so the demo runs from any directory.
+//
+//go:embed seed
+var seedFS embed.FS
+
+// Paths in the demo's repository.
+const (
+	Manifest    = "deploy/sample/rules.yaml"
+	RolloutFile = "rollouts/grpc-helloworld-py.yaml"
+	RolloutName = "grpc-helloworld-py"
+)
+
+// Who commits in the demo besides canaryd.
+const (
+	seedAuthor   = "Sandbox Seed <seed@example.com>"
+	PersonName   = "Pat Person"
+	PersonEmail  = "pat@example.com"
+	canarydName  = "canaryd"
+	canarydEmail = "canaryd@example.com"
+)
+
+// SpecTimings are the rollout spec's timings; the demo uses DefaultTimings.
+type SpecTimings struct {
+	Schedule string        // "@every 5s"
+	Interval time.Duration // analysis interval
+	Bake     time.Duration
+	Window   time.Duration // the success rate's window
+}
+
+// DefaultTimings keep a whole scenario well under a minute.
+var DefaultTimings = SpecTimings{Schedule: "@every 5s", Interval: time.Second, Bake: 3 * time.Second, Window: 10 * time.Second}
+
+var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as DESIGN.md's example, tuned for a demo that lasts a minute:
+# a step every 5s, gated by the canary's gRPC success rate in Prometheus and by a
+# grpcurl call through the gateway.
+apiVersion: canaryd.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {{ .Name }}
+spec:
+  virtualService: {namespace: default, name: grpc-vs}
+  host: grpc-helloworld-py
+  stable: v1
+  canary: v2
+  manifest: {{ .Manifest }}
+  steps: [0, 40, 100]
+  schedule: "{{ .T.Schedule }}"
+  analysis:
+    interval: {{ .T.Interval }}
+    bake: {{ .T.Bake }}
+    failureLimit: 2     # Prometheus: the daemon's default (canaryd.yaml)
+    metrics:
+      - template: grpc-success-rate
+        min: 0.95
+        window: {{ .T.Window }}
+        minRequests: 20
+        onNoData: hold
+  probe:
+    grpcurl: -d '{"name":"Jack"}' -plaintext {{ .Gateway }} helloworld.Greeter/SayHello
+    expect: "Hello, Jack!"
+    count: 3
+    minSuccess: 1.0
+    timeout: 2s
+`))
+
+// RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
+func RolloutSpec(gateway string, t SpecTimings) []byte {
+	var b bytes.Buffer
+	err := specTmpl.Execute(&b, map[string]any{
+		"Name": RolloutName, "Manifest": Manifest, "Gateway": gateway, "T": t,
+	})
+	if err != nil {
+		panic(err) // the template and its data are fixed
+	}
+	return b.Bytes()
+}
+
+var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (DESIGN.md's format), gitops mode: no
+# kubernetes section, so canaryd only commits and the gateway follows Git.
+listen: {{ .Listen }}
+dataDir: {{ .DataDir }}
+git:
+  url: {{ .URL }}
+  branch: main
+  rollouts: "rollouts/*.yaml"
+  author: {name: ` + canarydName + `, email: ` + canarydEmail + `}
+  pollInterval: 1s
+prometheus: {address: {{ .Prometheus }}}
+api: {tokenFile: {{ .TokenFile }}}
+`))
+
+// ServeConfig returns canaryd serve's configuration for a world in workdir.
+func ServeConfig(workdir, listen, prometheus string) []byte {
+	var b bytes.Buffer
+	err := configTmpl.Execute(&b, map[string]string{
+		"Listen": listen, "DataDir": filepath.Join(workdir, "data"),
+		"URL": "file://" + filepath.Join(workdir, "remote.git"), "Prometheus": prometheus,
+		"TokenFile": filepath.Join(workdir, "api-token"),
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// seedRemote creates the bare repository remote (branch main) holding the sample's
+// manifests (the VirtualService at 100/0) and spec, committed and pushed with the git CLI
+// from a scratch clone.
+func seedRemote(ctx context.Context, workdir, remote string, spec []byte) error {
+	if err := runGit(ctx, workdir, seedAuthor, "init", "-q", "--bare", "-b", "main", remote); err != nil {
+		return err
+	}
+	dir := filepath.Join(workdir, "seed")
+	if err := runGit(ctx, workdir, seedAuthor, "init", "-q", "-b", "main", dir); err != nil {
+		return err
+	}
+	err := fs.WalkDir(seedFS, "seed", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := seedFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return writeFile(filepath.Join(dir, strings.TrimPrefix(p, "seed/")), data)
+	})
+	if err != nil {
+		return fmt.Errorf("seed files: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, RolloutFile), spec); err != nil {
+		return err
+	}
+	for _, args := range [][]string{
+		{"add", "-A"},
+		{"commit", "-q", "-m", "Seed the sample system at 100/0 and its rollout"},
+		{"push", "-q", remote, "main"},
+	} {
+		if err := runGit(ctx, dir, seedAuthor, args...); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// runGit runs the git CLI in dir as who ("Name <email>"), with no system or global
+// configuration, so the host's git settings (signing, hooks, default branch) do not leak in.
+func runGit(ctx context.Context, dir, who string, args ...string) error {
+	_, err := gitOutput(ctx, dir, who, args...)
+	return err
+}
+
+func gitOutput(ctx context.Context, dir, who string, args ...string) (string, error) {
+	name, email, _ := strings.Cut(who, " <")
+	email = strings.TrimSuffix(email, ">")
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0",
+		"GIT_AUTHOR_NAME="+name, "GIT_AUTHOR_EMAIL="+email,
+		"GIT_COMMITTER_NAME="+name, "GIT_COMMITTER_EMAIL="+email)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
