@@ -28,6 +28,9 @@ type Auth struct {
 	SSHKeyPassphraseFile string
 	// KnownHostsFile pins the ssh host keys; required for ssh, host keys are always checked.
 	KnownHostsFile string
+	// CABundleFile holds PEM certificates trusted for https besides the system's (a
+	// self-hosted forge with a private CA). TLS is always verified.
+	CABundleFile string
 }
 
 // ErrAuth reports credentials that cannot be loaded or do not fit the remote's scheme.

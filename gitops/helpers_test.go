@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -196,13 +197,29 @@ func serveDaemon(t testing.TB, root string) string {
 // requiring basic auth user:pass, and returns the base URL.
 func serveHTTP(t testing.TB, root, user, pass string) string {
 	t.Helper()
+	srv := httptest.NewServer(gitHTTPHandler(t, root, user, pass))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// serveHTTPS is serveHTTP over TLS with a throwaway certificate; it also returns a PEM
+// file holding that certificate, to trust as a CA bundle.
+func serveHTTPS(t testing.TB, root, user, pass string) (url, caFile string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(gitHTTPHandler(t, root, user, pass))
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return srv.URL, writeFile(t, t.TempDir(), "ca.pem", string(ca))
+}
+
+func gitHTTPHandler(t testing.TB, root, user, pass string) http.Handler {
 	execPath := gitRun(t, root, "--exec-path")
 	backend := &cgi.Handler{
 		Path:   filepath.Join(execPath, "git-http-backend"),
 		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + user},
 		Stderr: io.Discard, // receive-pack's "cannot lock ref" lines of lost races
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
 		if !ok || u != user || p != pass {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -210,9 +227,7 @@ func serveHTTP(t testing.TB, root, user, pass string) string {
 			return
 		}
 		backend.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	})
 }
 
 // writeFile writes a file and returns its path.

@@ -207,3 +207,20 @@ func TestOpenWhileRemoteIsDown(t *testing.T) {
 		t.Error("Open without a cache succeeded while the remote is down")
 	}
 }
+
+func TestHTTPSWithTokenAndCABundle(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	base, ca := serveHTTPS(t, rem.root, "x-access-token", "ghp_token123")
+	tok := writeFile(t, t.TempDir(), "token", "ghp_token123\n")
+	url := base + "/deploy.git"
+	r := openRepo(t, url, func(c *Config) { c.Auth = Auth{TokenFile: tok, CABundleFile: ca} })
+	doc := parseDoc(t, sampleSpec)
+	sha := step(t, r, doc, 1)
+	checkStepCommit(t, rem.dir, sha, 1, rollout.CanaryAt(20))
+
+	_, err := Open(ctxT(t), Config{URL: url, Dir: t.TempDir(), Auth: Auth{TokenFile: tok}})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Open without the CA bundle = %v, want a certificate error", err)
+	}
+}

@@ -76,6 +76,7 @@ type Repo struct {
 	auth    transport.AuthMethod
 	secrets []string
 	signer  *openpgp.Entity
+	caCerts []byte // extra PEM CA certificates for https
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -108,6 +109,11 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 	var err error
 	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {
 		return nil, r.redact(err)
+	}
+	if cfg.Auth.CABundleFile != "" {
+		if r.caCerts, err = os.ReadFile(cfg.Auth.CABundleFile); err != nil {
+			return nil, fmt.Errorf("ca bundle: %w", err)
+		}
 	}
 	if cfg.SigningKeyFile != "" {
 		if r.signer, err = loadSigner(cfg.SigningKeyFile); err != nil {
@@ -217,6 +223,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		Auth:       r.auth,
 		Tags:       git.NoTags,
 		Depth:      r.cfg.Depth,
+		CABundle:   r.caCerts,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return r.redact(fmt.Errorf("fetch %s of %s: %w", r.cfg.Branch, r.cfg.URL, err))

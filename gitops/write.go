@@ -143,6 +143,7 @@ func (r *Repo) openPush(ctx context.Context) (transport.ReceivePackSession, plum
 	if err != nil {
 		return nil, plumbing.ZeroHash, r.redact(fmt.Errorf("remote %s: %w", r.cfg.URL, err))
 	}
+	ep.CaBundle = r.caCerts
 	cl, err := client.NewClient(ep)
 	if err != nil {
 		return nil, plumbing.ZeroHash, r.redact(fmt.Errorf("remote %s: %w", r.cfg.URL, err))
