@@ -81,8 +81,20 @@ func codesOf(v rollout.Verdict) []string {
 	return cs
 }
 
+// helloworldProto is gRPC's examples/helloworld/helloworld.proto, for -proto.
+const helloworldProto = `syntax = "proto3";
+package helloworld;
+service Greeter { rpc SayHello (HelloRequest) returns (HelloReply) {} }
+message HelloRequest { string name = 1; }
+message HelloReply { string message = 1; }
+`
+
 func TestProbeCheck(t *testing.T) {
 	protoset := writeProtoset(t)
+	protoDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(protoDir, "helloworld.proto"), []byte(helloworldProto), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		greeter    greeter.Options
@@ -110,6 +122,10 @@ func TestProbeCheck(t *testing.T) {
 			flags: "-max-time 0.05", expect: "Hello", want: rollout.Fail, wantCodes: fives("DEADLINE_EXCEEDED")},
 		{name: "protoset without reflection passes", greeter: greeter.Options{},
 			flags: "-protoset " + protoset, expect: "Hello, Jack!", want: rollout.Pass, wantCodes: fives("OK")},
+		{name: "proto source without reflection passes", greeter: greeter.Options{},
+			flags: "-import-path " + protoDir + " -proto helloworld.proto", expect: "Hello, Jack!", want: rollout.Pass, wantCodes: fives("OK")},
+		{name: "missing proto source is an error", greeter: greeter.Options{Reflection: true},
+			flags: "-import-path " + protoDir + " -proto nothere.proto", expect: "Hello", want: rollout.Error},
 		{name: "no reflection and no protoset is an error", greeter: greeter.Options{},
 			expect: "Hello", want: rollout.Error},
 		{name: "unknown method is an error", greeter: greeter.Options{Reflection: true}, method: "helloworld.Greeter/SayBye",

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -38,15 +39,25 @@ func run(args []string) error {
 	errorCode := fs.String("error-code", "UNAVAILABLE", "gRPC status of a failed call: a name such as UNAVAILABLE or a number")
 	latency := fs.Duration("latency", 0, "latency added to every call")
 	refl := fs.Bool("reflection", true, "serve gRPC server reflection")
+	certFile := fs.String("tls-cert", "", "serve TLS with this PEM certificate (needs -tls-key)")
+	keyFile := fs.String("tls-key", "", "the PEM key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var tlsConf *tls.Config
+	if *certFile != "" || *keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	code, err := parseCode(*errorCode)
 	if err != nil {
 		return err
 	}
 	srv, err := greeter.NewServer(greeter.Options{
-		Instance: *instance, ErrorRate: *errorRate, ErrorCode: code, Latency: *latency, Reflection: *refl,
+		Instance: *instance, ErrorRate: *errorRate, ErrorCode: code, Latency: *latency, Reflection: *refl, TLS: tlsConf,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ package greeter
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -17,6 +18,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -37,6 +39,9 @@ type Options struct {
 	Latency time.Duration
 	// Reflection serves gRPC server reflection (v1 and v1alpha).
 	Reflection bool
+	// TLS, when set, serves TLS with this configuration (set ClientAuth for mutual TLS);
+	// nil serves plaintext.
+	TLS *tls.Config
 }
 
 // Server is a running or runnable greeter. Its methods are safe for concurrent use.
@@ -67,7 +72,11 @@ func NewServer(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{instance: o.Instance, schema: sc, grpc: grpc.NewServer()}
+	var opts []grpc.ServerOption
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	s := &Server{instance: o.Instance, schema: sc, grpc: grpc.NewServer(opts...)}
 	s.SetErrors(o.ErrorRate, o.ErrorCode)
 	s.SetLatency(o.Latency)
 	s.grpc.RegisterService(s.serviceDesc(), s)
