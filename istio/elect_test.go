@@ -20,8 +20,8 @@ import (
 
 // Short lease timings, so takeovers happen within a test.
 const (
-	leaseDuration = 3 * time.Second
-	renewDeadline = 2 * time.Second
+	leaseDuration = 5 * time.Second
+	renewDeadline = 4 * time.Second
 	retryPeriod   = 250 * time.Millisecond
 )
 

@@ -14,9 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
+	"github.com/canarydio/canaryd/controller"
 	"github.com/canarydio/canaryd/istio"
 	"github.com/canarydio/canaryd/rollout"
 )
+
+// The Router is the controller's Router in apply mode.
+var _ controller.Router = (*istio.Router)(nil)
 
 // richRoute adds a second http route (another host, with retries, timeout
 // and headers) and extra fields to the sample's VirtualService, so that a
