@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -201,4 +202,32 @@ func TestMessageGolden(t *testing.T) {
 	if _, own := ownedBy("Revert \"grpc-helloworld-py: step 2/3\"\n\nThis reverts commit abc.\n", doc.Name()); own {
 		t.Error("a revert's message counts as canaryd's")
 	}
+}
+
+// FuzzMessage checks that any reason and actor yield a message whose trailers read back
+// as written, and that the trailer parser takes any text.
+func FuzzMessage(f *testing.F) {
+	f.Add("grpc-success-rate 0.91 < 0.99", "alice", 2, 1, 40)
+	f.Add("line one\n\nRollout: other\nRollout-Weights: v1=0,v2=100", "", 1, 0, 0)
+	f.Add("", "bob: by hand", 3, 3, 100)
+	doc := parseDoc(f, sampleSpec)
+	f.Fuzz(func(t *testing.T, reason, actor string, run, step, canary int) {
+		_ = trailers(reason) // any text parses
+		c := rollout.Commit{Kind: rollout.Forward, Run: run, Step: step, Steps: 3,
+			Weights: rollout.CanaryAt(((canary % 101) + 101) % 101), Reason: reason, Actor: actor}
+		msg := Message(doc, c)
+		tr, own := ownedBy(msg, doc.Name())
+		if !own {
+			t.Fatalf("message not recognised as canaryd's:\n%s", msg)
+		}
+		if w, err := doc.Spec.ParseDescribed(tr[TrailerWeights]); err != nil || w != c.Weights {
+			t.Fatalf("weights trailer %q = %v, %v; want %v", tr[TrailerWeights], w, err, c.Weights)
+		}
+		if tr[TrailerRun] != strconv.Itoa(run) || tr[TrailerReason] != oneLine(reason) || tr[TrailerActor] != oneLine(actor) {
+			t.Fatalf("trailers %v do not read back run %d, reason %q, actor %q", tr, run, reason, actor)
+		}
+		if subj, _, _ := strings.Cut(msg, "\n"); !strings.HasPrefix(subj, doc.Name()+": ") {
+			t.Fatalf("subject %q", subj)
+		}
+	})
 }
