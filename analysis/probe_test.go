@@ -108,6 +108,8 @@ func TestProbeCheck(t *testing.T) {
 	}{
 		{name: "reflection passes", greeter: greeter.Options{Reflection: true}, expect: "Hello, Jack!",
 			want: rollout.Pass, wantCodes: fives("OK")},
+		{name: "reflection v1alpha only passes", greeter: greeter.Options{Reflection: true, OnlyV1Alpha: true}, expect: "Hello, Jack!",
+			want: rollout.Pass, wantCodes: fives("OK")},
 		{name: "regex expect passes", greeter: greeter.Options{Reflection: true}, expect: `/^\{"message":"Hello, Jack! I'm from v2-[a-z]+!"\}$/`,
 			want: rollout.Pass, wantCodes: fives("OK")},
 		{name: "wrong expect fails", greeter: greeter.Options{Reflection: true}, expect: "Hello, Jill!",

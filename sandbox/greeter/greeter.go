@@ -39,6 +39,9 @@ type Options struct {
 	Latency time.Duration
 	// Reflection serves gRPC server reflection (v1 and v1alpha).
 	Reflection bool
+	// OnlyV1Alpha, with Reflection, serves only the v1alpha reflection service, as servers
+	// built before reflection v1 do.
+	OnlyV1Alpha bool
 	// TLS, when set, serves TLS with this configuration (set ClientAuth for mutual TLS);
 	// nil serves plaintext.
 	TLS *tls.Config
@@ -81,7 +84,7 @@ func NewServer(o Options) (*Server, error) {
 	s.SetLatency(o.Latency)
 	s.grpc.RegisterService(s.serviceDesc(), s)
 	if o.Reflection {
-		registerReflection(s.grpc, sc.files)
+		registerReflection(s.grpc, sc.files, !o.OnlyV1Alpha)
 	}
 	return s, nil
 }

@@ -123,9 +123,18 @@ func TestSettersChangeARunningServer(t *testing.T) {
 }
 
 func TestReflection(t *testing.T) {
-	for _, on := range []bool{true, false} {
-		t.Run(map[bool]string{true: "on", false: "off"}[on], func(t *testing.T) {
-			_, cc := start(t, Options{Instance: "v1", Reflection: on})
+	for _, tt := range []struct {
+		name string
+		o    Options
+		on   bool // whether v1 answers
+	}{
+		{"on", Options{Reflection: true}, true},
+		{"off", Options{}, false},
+		{"v1alpha only", Options{Reflection: true, OnlyV1Alpha: true}, false},
+	} {
+		on := tt.on
+		t.Run(tt.name, func(t *testing.T) {
+			_, cc := start(t, tt.o)
 			stream, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(t.Context())
 			if err != nil {
 				t.Fatal(err)

@@ -45,12 +45,14 @@ func (s *Server) handleSayHello(srv any, ctx context.Context, dec func(any) erro
 	})
 }
 
-// registerReflection registers both versions of server reflection, served from the
-// greeter's own descriptors first and the process-wide registry (reflection's own protos)
-// second.
-func registerReflection(s *grpc.Server, files *protoregistry.Files) {
+// registerReflection registers server reflection v1alpha, and v1 too when v1 is set,
+// served from the greeter's own descriptors first and the process-wide registry
+// (reflection's own protos) second.
+func registerReflection(s *grpc.Server, files *protoregistry.Files, v1 bool) {
 	o := reflection.ServerOptions{Services: s, DescriptorResolver: fallbackResolver{files}}
-	v1reflectiongrpc.RegisterServerReflectionServer(s, reflection.NewServerV1(o))
+	if v1 {
+		v1reflectiongrpc.RegisterServerReflectionServer(s, reflection.NewServerV1(o))
+	}
 	v1alphareflectiongrpc.RegisterServerReflectionServer(s, reflection.NewServer(o))
 }
 
