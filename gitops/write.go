@@ -85,7 +85,11 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 	if err != nil {
 		return "", err
 	}
-	defer func() { sess.Close() }()
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
 	head, err := r.head()
 	if err != nil || head.Hash != adv {
 		if err := r.fetch(ctx); err != nil {
