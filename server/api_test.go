@@ -261,7 +261,7 @@ type failingSource struct{ fakeSource }
 
 var errDisk = errors.New("disk on fire")
 
-func (failingSource) Rollouts(context.Context) ([]Rollout, error) { return nil, errDisk }
+func (*failingSource) Rollouts(context.Context) ([]Rollout, error) { return nil, errDisk }
 
 func TestInternalError(t *testing.T) {
 	srv := httptest.NewServer(New(Options{Source: &failingSource{}}).Handler())
