@@ -305,3 +305,44 @@ func TestExternalChangeStopsWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestUnchangedWeightsAreRecordedOnce: a run's first step at 0 % and a rollback at 0 % move
+// no traffic, but they are events of the run: each is one commit with an unchanged manifest,
+// and repeating it (a retry after a crash) writes nothing more.
+func TestUnchangedWeightsAreRecordedOnce(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	r := openRepo(t, rem.url, nil)
+	doc := parseDoc(t, strings.Replace(sampleSpec, "steps: [20, 60, 100]", "steps: [0, 40, 100]", 1))
+	if doc.Spec.Steps[0] != 0 {
+		t.Fatalf("the spec's steps are %v; the test needs a first step at 0", doc.Spec.Steps)
+	}
+	seed := gitRun(t, rem.dir, "rev-parse", "main")
+	first := step(t, r, doc, 1)
+	if first == seed {
+		t.Fatal("the run's first step at 0% wrote no commit")
+	}
+	if files := gitRun(t, rem.dir, "diff", "--name-only", first+"^", first); files != "" {
+		t.Errorf("the first step changed files: %q", files)
+	}
+	if msg := gitRun(t, rem.dir, "log", "-1", "--format=%B", first); !strings.Contains(msg, "Rollout-Step: 1/3") {
+		t.Errorf("the first step's message lacks its step:\n%s", msg)
+	}
+	if again := step(t, r, doc, 1); again != first {
+		t.Errorf("repeating the first step wrote %s, want %s", again, first)
+	}
+	back := rollout.Commit{Kind: rollout.Rollback, Run: 1, Steps: 3, Weights: rollout.CanaryAt(0), Reason: "probe failed"}
+	rb, err := r.SetWeights(ctxT(t), doc, back)
+	if err != nil || rb == first {
+		t.Fatalf("rollback at 0%%: %s, %v; want a new commit", rb, err)
+	}
+	if msg := gitRun(t, rem.dir, "log", "-1", "--format=%B", rb); !strings.Contains(msg, "Rollout-Reason: probe failed") {
+		t.Errorf("the rollback's message lacks its reason:\n%s", msg)
+	}
+	if again, err := r.SetWeights(ctxT(t), doc, back); err != nil || again != rb {
+		t.Errorf("repeating the rollback: %s, %v; want %s", again, err, rb)
+	}
+	if n := len(strings.Fields(gitRun(t, rem.dir, "log", "--format=%H", "main"))); n != 3 {
+		t.Errorf("%d commits, want the seed, the first step and the rollback", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,9 +111,11 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 		return "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
 	}
 	if cur == c.Weights {
-		return head.Hash.String(), nil
-	}
-	if err := r.checkExternal(doc, head, cur); err != nil {
+		// Someone else already set these weights, or Git says what c says: nothing to write.
+		if b := r.lastWritten(doc, head); (b.found && b.weights != cur) || r.recorded(doc, head, c) {
+			return head.Hash.String(), nil
+		}
+	} else if err := r.checkExternal(doc, head, cur); err != nil {
 		return "", err
 	}
 	out, err := SetWeights(data, ref, c.Weights)
@@ -139,6 +142,42 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 	r.log.Info("pushed weights", "rollout", doc.Name(), "run", c.Run, "step", c.Step,
 		"weight", c.Weights.Canary, "commit", commit.String(), "remote", r.url)
 	return commit.String(), nil
+}
+
+// recorded reports whether Git already says what c says, when the head holds c's weights.
+// A plain change needs no commit then. A step or a rollback that leaves the weights as they
+// are (the first step of a run at 0 %, a rollback at 0 %) is still an event of the run: it
+// is recorded by a commit whose manifest is unchanged, once. Its Run, Step and kind in the
+// newest canaryd commit of the rollout mean it is recorded already (a retry after a crash).
+func (r *Repo) recorded(doc *rollout.Document, head *object.Commit, c rollout.Commit) bool {
+	if c.Step == 0 && !c.Kind.Backward() {
+		return true
+	}
+	b := r.lastWritten(doc, head)
+	if !b.found {
+		return false
+	}
+	last, err := r.repo.CommitObject(b.commit)
+	if err != nil {
+		return false
+	}
+	t, own := ownedBy(last.Message, doc.Name())
+	if !own {
+		return false
+	}
+	step := ""
+	if c.Step > 0 {
+		step = fmt.Sprintf("%d/%d", c.Step, c.Steps)
+	}
+	return t[TrailerRun] == strconv.Itoa(c.Run) && t[TrailerStep] == step && kindOf(last.Message, doc.Name()) == kindOrForward(c.Kind)
+}
+
+// kindOrForward is the kind kindOf reads back for a commit of kind k.
+func kindOrForward(k rollout.MoveKind) rollout.MoveKind {
+	if k == "" {
+		return rollout.Forward
+	}
+	return k
 }
 
 // openPush opens a receive-pack session and returns the branch's hash on the remote.

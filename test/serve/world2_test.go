@@ -72,6 +72,7 @@ func (w *world) seedCluster() {
 		if err != nil {
 			w.t.Fatal(err)
 		}
+		d.Status.ObservedGeneration = d.Generation
 		d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1
 		d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
 			Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
