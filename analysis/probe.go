@@ -99,27 +99,35 @@ func (p *Probe) Call(ctx context.Context, cmd *rollout.GRPCurlCommand, timeout t
 	if err != nil {
 		return Call{}, err
 	}
-	c, cc, err := p.call(ctx, pc, cmd, timeout)
-	if err == nil && brokenTransport(cc, c) && ctx.Err() == nil {
+	c, used, err := p.call(ctx, pc, cmd, timeout)
+	if used.reused && ctx.Err() == nil && brokenTransport(used.cc, c, err) {
 		// The cached connection died under the call (a restarted server, a dropped
-		// connection): that says nothing about the service, so try once more on a
-		// connection that prepare dials or reconnects.
-		p.log.Info("probe call hit a broken connection, trying again", "addr", cmd.Address, "error", c.Message)
+		// connection): that says nothing about the service, so try once more on a new
+		// connection, which reports the target's state as it is now.
+		p.log.Info("probe connection broken, dialling again", "addr", cmd.Address)
+		pc.drop(used.cc)
 		c, _, err = p.call(ctx, pc, cmd, timeout)
 	}
 	return c, err
 }
 
-// call makes one call on pc's connection, and returns the connection it used.
-func (p *Probe) call(ctx context.Context, pc *probeConn, cmd *rollout.GRPCurlCommand, timeout time.Duration) (Call, *grpc.ClientConn, error) {
-	cc, src, err := pc.prepare(ctx, cmd, p.log)
+// attempt is the connection a call used, and whether it was cached from an earlier call.
+type attempt struct {
+	cc     *grpc.ClientConn
+	reused bool
+}
+
+// call makes one call on pc's connection.
+func (p *Probe) call(ctx context.Context, pc *probeConn, cmd *rollout.GRPCurlCommand, timeout time.Duration) (Call, attempt, error) {
+	cc, src, reused, err := pc.prepare(ctx, cmd)
+	used := attempt{cc: cc, reused: reused}
 	if err != nil {
-		return Call{}, nil, err
+		return Call{}, used, err
 	}
 	parser, format, err := grpcurl.RequestParserAndFormatter(grpcurl.FormatJSON, src,
 		strings.NewReader(cmd.Data), grpcurl.FormatOptions{})
 	if err != nil {
-		return Call{}, nil, fmt.Errorf("request parser: %w", err)
+		return Call{}, used, fmt.Errorf("request parser: %w", err)
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -133,19 +141,19 @@ func (p *Probe) call(ctx context.Context, pc *probeConn, cmd *rollout.GRPCurlCom
 	latency := time.Since(start)
 	if err != nil {
 		if st, ok := status.FromError(err); ok {
-			return Call{Code: st.Code(), Message: st.Message(), Latency: latency}, cc, nil
+			return Call{Code: st.Code(), Message: st.Message(), Latency: latency}, used, nil
 		}
-		return Call{}, nil, fmt.Errorf("call %s: %w", cmd.Method, err)
+		return Call{}, used, fmt.Errorf("call %s: %w", cmd.Method, err)
 	}
 	if h.formatErr != nil {
-		return Call{}, nil, fmt.Errorf("format the reply of %s: %w", cmd.Method, h.formatErr)
+		return Call{}, used, fmt.Errorf("format the reply of %s: %w", cmd.Method, h.formatErr)
 	}
 	c := Call{Code: h.status.Code(), Latency: latency, Reply: strings.Join(h.replies, "\n")}
 	if c.Code != codes.OK {
 		c.Message = h.status.Message()
 	}
 	c.Backend = backendOf(h.header, c.Reply)
-	return c, cc, nil
+	return c, used, nil
 }
 
 // transportErrors are the messages of the UNAVAILABLE statuses grpc-go makes on the client
@@ -153,9 +161,13 @@ func (p *Probe) call(ctx context.Context, pc *probeConn, cmd *rollout.GRPCurlCom
 // leaves the connection ready.
 var transportErrors = []string{"error reading from server", "transport is closing", "connection error", "transport: "}
 
-// brokenTransport reports whether a call failed because the client's connection broke,
-// rather than because the server answered with an error.
-func brokenTransport(cc *grpc.ClientConn, c Call) bool {
+// brokenTransport reports whether a call (or the reflection before it, err) failed
+// because the client's connection broke, rather than because the server answered with an
+// error.
+func brokenTransport(cc *grpc.ClientConn, c Call, err error) bool {
+	if err != nil {
+		return status.Code(err) == codes.Unavailable
+	}
 	if c.Code != codes.Unavailable || cc == nil {
 		return false
 	}

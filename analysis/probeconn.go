@@ -3,7 +3,6 @@ package analysis
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,32 +86,39 @@ func (pc *probeConn) close() {
 	pc.services = nil
 }
 
-// prepare returns a usable connection and the descriptors of cmd's service. It dials
-// again when there is no connection or it has failed (a restarted server, a broken
-// network); a new connection forgets the descriptors learned by reflection, since the
-// server behind it may be a new version.
-func (pc *probeConn) prepare(ctx context.Context, cmd *rollout.GRPCurlCommand, log *slog.Logger) (*grpc.ClientConn, grpcurl.DescriptorSource, error) {
+// drop closes cc if it is still the cached connection, so that the next call dials again
+// and fetches descriptors by reflection again.
+func (pc *probeConn) drop(cc *grpc.ClientConn) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.cc == cc && cc != nil {
+		cc.Close()
+		pc.cc, pc.services = nil, nil
+	}
+}
+
+// prepare returns a usable connection and the descriptors of cmd's service, and whether
+// the connection was cached from an earlier call. It dials again when there is no
+// connection or the cached one is not ready or idle (a failed or still failing
+// connection reports a stale error to every call); a new connection forgets the
+// descriptors learned by reflection, since the server behind it may be a new version.
+func (pc *probeConn) prepare(ctx context.Context, cmd *rollout.GRPCurlCommand) (cc *grpc.ClientConn, src grpcurl.DescriptorSource, reused bool, err error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.cc != nil {
-		if s := pc.cc.GetState(); s == connectivity.TransientFailure || s == connectivity.Shutdown {
-			log.Info("probe connection broken, dialling again", "addr", cmd.Address, "state", s.String())
+		if s := pc.cc.GetState(); s != connectivity.Ready && s != connectivity.Idle {
 			pc.cc.Close()
 			pc.cc, pc.services = nil, nil
 		}
 	}
+	reused = pc.cc != nil
 	if pc.cc == nil {
-		cc, err := dial(cmd)
-		if err != nil {
-			return nil, nil, err
+		if pc.cc, err = dial(cmd); err != nil {
+			return nil, nil, false, err
 		}
-		pc.cc = cc
 	}
-	src, err := pc.source(ctx, cmd)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pc.cc, src, nil
+	src, err = pc.source(ctx, cmd)
+	return pc.cc, src, reused, err
 }
 
 // dial creates a client connection as grpcurl's dial does for the command's TLS flags.
