@@ -191,7 +191,7 @@ func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
 	a := cfg.Git.Auth
 	return gitops.Config{
 		URL: cfg.Git.URL, Branch: cfg.Git.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
-		Auth: gitops.Auth{TokenFile: a.TokenFile, Username: a.Username, SSHKeyFile: a.SSHKeyFile, KnownHostsFile: a.KnownHostsFile},
+		Auth:           gitops.Auth{TokenFile: a.TokenFile, Username: a.Username, SSHKeyFile: a.SSHKeyFile, KnownHostsFile: a.KnownHostsFile},
 		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
 		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log,
 	}
