@@ -2,12 +2,15 @@ package istio_test
 
 import (
 	"context"
+	"flag"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -23,9 +26,11 @@ import (
 // canarydSA is the user the API server sees for canaryd's ServiceAccount.
 const canarydSA = "system:serviceaccount:canaryd:canaryd"
 
-// renderCanaryd renders deploy/canaryd with kustomize's Go API, as
+var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
+
+// renderCanarydYAML renders deploy/canaryd with kustomize's Go API, as
 // `kubectl apply -k deploy/canaryd` would.
-func renderCanaryd(t testing.TB) []*unstructured.Unstructured {
+func renderCanarydYAML(t testing.TB) []byte {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("..", "deploy", "canaryd"))
@@ -36,7 +41,32 @@ func renderCanaryd(t testing.TB) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := kubetest.Decode(data)
+	return data
+}
+
+// TestDeployCanarydRendered pins what deploy/canaryd renders to, so a change
+// to the manifests shows up in review (go test -run Rendered -update).
+func TestDeployCanarydRendered(t *testing.T) {
+	got := renderCanarydYAML(t)
+	golden := filepath.Join("testdata", "canaryd.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("deploy/canaryd renders differently (-golden +now; -update to accept):\n%s", d)
+	}
+}
+
+// renderCanaryd is deploy/canaryd's objects.
+func renderCanaryd(t testing.TB) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := kubetest.Decode(renderCanarydYAML(t))
 	if err != nil {
 		t.Fatal(err)
 	}
