@@ -99,15 +99,7 @@ func Elect(ctx context.Context, cfg *rest.Config, opts LeaseOptions, run func(ct
 	case lctx = <-leading:
 	}
 	opts.Logger.Info("leading", "lease", opts.Namespace+"/"+opts.Name, "identity", opts.Identity)
-	runCtx, cancelRun := context.WithCancel(lctx)
-	c.cancel = cancelRun
-	stopOnCancel := context.AfterFunc(ctx, cancelRun)
-	var wg sync.WaitGroup
-	wg.Go(func() { c.watchHolder(runCtx) })
-	runErr := run(runCtx)
-	cancelRun()
-	stopOnCancel()
-	wg.Wait()
+	runErr := c.lead(ctx, lctx, run)
 	renewFailed := lctx.Err() != nil
 	// run has stopped acting: stop renewing, then hand the lease over.
 	stopLE()
@@ -174,6 +166,21 @@ type campaign struct {
 
 	mu   sync.Mutex
 	lost error
+}
+
+// lead runs run under a context that ctx, the elector (lctx) and the Lease
+// watch cancel, and returns once run and the watch have stopped.
+func (c *campaign) lead(ctx, lctx context.Context, run func(context.Context) error) error {
+	runCtx, cancelRun := context.WithCancel(lctx)
+	c.cancel = cancelRun
+	stopOnCancel := context.AfterFunc(ctx, cancelRun)
+	defer stopOnCancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.watchHolder(runCtx) })
+	err := run(runCtx)
+	cancelRun()
+	wg.Wait()
+	return err
 }
 
 func (c *campaign) lostErr() error {
