@@ -60,6 +60,9 @@ type Server struct {
 
 	calls  atomic.Uint64 // calls received
 	failed atomic.Uint64 // calls failed on purpose
+
+	mdMu sync.Mutex
+	md   map[string]metadata.MD // the request metadata of the last call of each method
 }
 
 // NewServer returns a greeter that is not yet serving. It fails only when the options are
@@ -79,7 +82,9 @@ func NewServer(o Options) (*Server, error) {
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
-	s := &Server{instance: o.Instance, schema: sc, grpc: grpc.NewServer(opts...)}
+	s := &Server{instance: o.Instance, schema: sc, md: map[string]metadata.MD{}}
+	opts = append(opts, grpc.ChainUnaryInterceptor(s.recordUnary), grpc.ChainStreamInterceptor(s.recordStream))
+	s.grpc = grpc.NewServer(opts...)
 	s.SetErrors(o.ErrorRate, o.ErrorCode)
 	s.SetLatency(o.Latency)
 	s.grpc.RegisterService(s.serviceDesc(), s)
@@ -129,6 +134,36 @@ func (s *Server) SetLatency(d time.Duration) {
 // Calls returns how many calls the server has received, and how many of them it failed on
 // purpose.
 func (s *Server) Calls() (received, failed uint64) { return s.calls.Load(), s.failed.Load() }
+
+// Metadata returns the request metadata of the last call of the full method (such as
+// "/helloworld.Greeter/SayHello" or "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+// or nil when there was none.
+func (s *Server) Metadata(fullMethod string) metadata.MD {
+	s.mdMu.Lock()
+	defer s.mdMu.Unlock()
+	md, ok := s.md[fullMethod]
+	if !ok {
+		return nil
+	}
+	return md.Copy()
+}
+
+func (s *Server) record(ctx context.Context, method string) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.mdMu.Lock()
+	defer s.mdMu.Unlock()
+	s.md[method] = md.Copy()
+}
+
+func (s *Server) recordUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	s.record(ctx, info.FullMethod)
+	return h(ctx, req)
+}
+
+func (s *Server) recordStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	s.record(ss.Context(), info.FullMethod)
+	return h(srv, ss)
+}
 
 // Instance returns the name the replies carry.
 func (s *Server) Instance() string { return s.instance }

@@ -62,6 +62,12 @@ func TestSayHello(t *testing.T) {
 	if want := "Hello, Jack! I'm from grpc-helloworld-py-v2!"; got != want {
 		t.Errorf("reply %q, want %q", got, want)
 	}
+	if md := srv.Metadata("/" + FullMethod); len(md.Get("user-agent")) != 1 {
+		t.Errorf("metadata of the last call not recorded: %v", md)
+	}
+	if md := srv.Metadata("/nope"); md != nil {
+		t.Errorf("metadata of a method never called: %v", md)
+	}
 }
 
 func TestErrorRateIsSpreadEvenly(t *testing.T) {
