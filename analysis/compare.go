@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/common/model"
 
@@ -63,7 +64,9 @@ func (c *check) compare(ctx context.Context, vars rollout.QueryVars, canary floa
 func (c *check) query(ctx context.Context, q string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.p.timeout)
 	defer cancel()
-	val, warnings, _, err := c.api.Query(ctx, q, c.p.now())
+	// No evaluation time: Prometheus evaluates at its own "now", so neither clock skew nor
+	// an injected clock can move the window.
+	val, warnings, _, err := c.api.Query(ctx, q, time.Time{})
 	if err != nil {
 		return 0, errors.New(c.redact.Replace(err.Error()))
 	}

@@ -17,7 +17,7 @@ type Options struct {
 	// DefaultPrometheus is the Prometheus URL for specs that name none.
 	DefaultPrometheus string
 	Logger            *slog.Logger
-	// Now stamps the verdicts and sets the queries' evaluation time; nil means time.Now.
+	// Now stamps the verdicts; nil means time.Now.
 	Now func() time.Time
 }
 

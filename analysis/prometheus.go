@@ -33,7 +33,8 @@ type PrometheusOptions struct {
 	// QueryTimeout bounds each query; 0 means DefaultQueryTimeout.
 	QueryTimeout time.Duration
 	Logger       *slog.Logger
-	// Now returns the evaluation time of the queries and the verdicts; nil means time.Now.
+	// Now stamps the verdicts; nil means time.Now. Queries are evaluated at Prometheus'
+	// own current time.
 	Now func() time.Time
 }
 
