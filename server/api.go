@@ -1,6 +1,9 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -9,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -62,16 +67,122 @@ type APIError struct {
 	Error string `json:"error"`
 }
 
+// listRollouts answers GET /api/v1/rollouts. The encoded list is shared for up to
+// Options.ListCacheTTL, so that many pollers cost one read of the Source and one encoding;
+// an action through this server drops it.
 func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
-	rs, err := s.src.Rollouts(r.Context())
+	body, err := s.list.get(func() (*encodedList, error) {
+		// The read is shared: one client going away must not fail it for the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		rs, err := s.src.Rollouts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if rs == nil {
+			rs = []Rollout{}
+		}
+		return newEncodedList(rs)
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if rs == nil {
-		rs = []Rollout{}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Vary", "Accept-Encoding")
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(body.gzip)))
+		w.Write(body.gzip)
+		return
 	}
-	writeJSON(w, http.StatusOK, RolloutList{Rollouts: rs})
+	h.Set("Content-Length", strconv.Itoa(len(body.plain)))
+	w.Write(body.plain)
+}
+
+// encodedList is the rollout list as JSON, plain and gzipped: a thousand rollouts with
+// their last verdicts are about a megabyte, which compresses tenfold.
+type encodedList struct{ plain, gzip []byte }
+
+func newEncodedList(rs []Rollout) (*encodedList, error) {
+	plain, err := json.Marshal(RolloutList{Rollouts: rs})
+	if err != nil {
+		return nil, err
+	}
+	plain = append(plain, '\n')
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	zw.Write(plain)
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return &encodedList{plain: plain, gzip: buf.Bytes()}, nil
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
+// listCache holds the last encoded rollout list. While a fresh one is being loaded, callers
+// get the previous one, so only the first request after start or after drop waits.
+type listCache struct {
+	ttl      time.Duration // <= 0: no caching
+	mu       sync.Mutex
+	body     *encodedList
+	at       time.Time
+	gen      uint64        // bumped by drop; a load started before it is not kept
+	inflight chan struct{} // closed when the load in flight ends
+}
+
+// get returns the cached body while it is fresh or while another caller loads a fresh one;
+// otherwise it calls load and keeps what it returns. Errors are not kept.
+func (c *listCache) get(load func() (*encodedList, error)) (*encodedList, error) {
+	if c.ttl <= 0 {
+		return load()
+	}
+	c.mu.Lock()
+	if c.body != nil && (time.Since(c.at) < c.ttl || c.inflight != nil) {
+		body := c.body
+		c.mu.Unlock()
+		return body, nil
+	}
+	if ch := c.inflight; ch != nil { // nothing to serve yet: wait for that load
+		c.mu.Unlock()
+		<-ch
+		return c.get(load)
+	}
+	ch, gen := make(chan struct{}), c.gen
+	c.inflight = ch
+	c.mu.Unlock()
+	body, err := load()
+	c.mu.Lock()
+	c.inflight = nil
+	if err == nil && gen == c.gen {
+		c.body, c.at = body, time.Now()
+	}
+	c.mu.Unlock()
+	close(ch)
+	return body, err
+}
+
+// drop forgets the cached body, so that the next request reads the Source.
+func (c *listCache) drop() {
+	c.mu.Lock()
+	c.body = nil
+	c.gen++
+	c.mu.Unlock()
 }
 
 func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +267,9 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.src.Act(r.Context(), name, action, req.Actor, req.Reason); err != nil {
+	err = s.src.Act(r.Context(), name, action, req.Actor, req.Reason)
+	s.list.drop()
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -262,9 +375,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	json.NewEncoder(w).Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

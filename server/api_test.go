@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -289,5 +294,128 @@ func TestHealth(t *testing.T) {
 	src.mu.Unlock()
 	if status, body := call(t, "GET", url+"/readyz", "", ""); status != 503 || !strings.Contains(string(body), "repo not fetched yet") {
 		t.Errorf("readyz when not ready: %d %q", status, body)
+	}
+}
+
+func TestListCache(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ttl       time.Duration
+		wantStale bool
+	}{
+		{"cached", time.Hour, true},
+		{"not cached", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := sampleSource()
+			srv := httptest.NewServer(New(Options{Source: src, Token: []byte(testToken), ListCacheTTL: tc.ttl}).Handler())
+			t.Cleanup(srv.Close)
+			phase := func() rollout.Phase {
+				_, body := call(t, "GET", srv.URL+"/api/v1/rollouts", "", "")
+				return decodeJSON[RolloutList](t, body).Rollouts[1].Phase
+			}
+			if p := phase(); p != rollout.Progressing {
+				t.Fatalf("phase %s", p)
+			}
+			src.mu.Lock()
+			src.rollouts["grpc-helloworld-py"].Phase = rollout.Overridden // behind the server's back
+			src.mu.Unlock()
+			if stale := phase() == rollout.Progressing; stale != tc.wantStale {
+				t.Errorf("stale = %v, want %v", stale, tc.wantStale)
+			}
+			// The rollout's own endpoint always reads the Source.
+			_, body := call(t, "GET", srv.URL+"/api/v1/rollouts/grpc-helloworld-py", "", "")
+			if p := decodeJSON[Rollout](t, body).Phase; p != rollout.Overridden {
+				t.Errorf("one rollout: phase %s, want Overridden", p)
+			}
+			// An action through the server drops the cached list.
+			if status, b := call(t, "POST", srv.URL+"/api/v1/rollouts/grpc-helloworld-py/resume", testToken, `{"reason": "go"}`); status != 200 {
+				t.Fatalf("resume: %d %s", status, b)
+			}
+			if p := phase(); p != rollout.Progressing {
+				t.Errorf("after resume the list says %s", p)
+			}
+		})
+	}
+}
+
+func TestListCacheSharesOneLoad(t *testing.T) {
+	c := listCache{ttl: time.Hour}
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func() (*encodedList, error) {
+		loads.Add(1)
+		<-release
+		return &encodedList{plain: []byte("list")}, nil
+	}
+	var wg sync.WaitGroup
+	results := make(chan string, 20)
+	for range 20 {
+		wg.Go(func() {
+			b, err := c.get(load)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- string(b.plain)
+		})
+	}
+	// Release the load once some caller runs it; the others wait for it.
+	for loads.Load() == 0 {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "list" {
+			t.Errorf("a caller got %q", r)
+		}
+	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("%d loads for 20 concurrent callers, want 1", n)
+	}
+	c.drop()
+	if b, _ := c.get(func() (*encodedList, error) { loads.Add(1); return &encodedList{plain: []byte("new")}, nil }); string(b.plain) != "new" || loads.Load() != 2 {
+		t.Errorf("after drop: %q after %d loads", b.plain, loads.Load())
+	}
+	if _, err := c.get(func() (*encodedList, error) { return nil, errDisk }); err != nil {
+		t.Errorf("a fresh body was not served: %v", err)
+	}
+}
+
+func TestListGzip(t *testing.T) {
+	url := newTestServer(t, sampleSource(), "", nil)
+	get := func(enc string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", url+"/api/v1/rollouts", nil)
+		req.Header.Set("Accept-Encoding", enc) // set by hand: the transport then leaves the body alone
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, plain := get("identity")
+	if resp.Header.Get("Content-Encoding") != "" || decodeJSON[RolloutList](t, plain).Rollouts == nil {
+		t.Fatalf("identity: %v %s", resp.Header, plain)
+	}
+	for _, enc := range []string{"gzip", "br, gzip;q=0.5", "GZIP"} {
+		resp, body := get(enc)
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("%s: Content-Encoding %q", enc, resp.Header.Get("Content-Encoding"))
+			continue
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unzipped, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(unzipped, plain) {
+			t.Errorf("%s: the gzipped list differs from the plain one (%v)", enc, err)
+		}
+	}
+	if resp, _ := get("gzip;q=0"); resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("gzip;q=0 was answered with gzip")
 	}
 }

@@ -26,7 +26,15 @@ type Options struct {
 	GitWebhook http.Handler
 	// Now is the clock the page uses to say "in 12s"; nil means time.Now.
 	Now func() time.Time
+	// ListCacheTTL is how long GET /api/v1/rollouts may answer from its last read of the
+	// Source (default DefaultListCacheTTL; negative: never). One rollout's own endpoint
+	// always reads the Source.
+	ListCacheTTL time.Duration
 }
+
+// DefaultListCacheTTL keeps the rollout list cheap under many pollers while it stays
+// fresher than any poller's interval.
+const DefaultListCacheTTL = 250 * time.Millisecond
 
 // Server serves the status API (/api/v1/...), the status page (/ and /rollouts/{name}),
 // /metrics, /healthz and /readyz. It keeps no state of its own: every request reads Source.
@@ -37,6 +45,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
+	list    listCache
 }
 
 // New returns a Server for opts. It panics when opts.Source is nil, a wiring mistake.
@@ -50,6 +59,10 @@ func New(opts Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.list.ttl = opts.ListCacheTTL
+	if s.list.ttl == 0 {
+		s.list.ttl = DefaultListCacheTTL
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/rollouts", s.listRollouts)
