@@ -32,10 +32,23 @@ func (c Commit) ByCanaryd() bool { return c.Trailers[gitops.TrailerRollout] != "
 
 // Log returns the commits of branch main of the bare repository remote, newest first.
 func Log(ctx context.Context, remote string) ([]Commit, error) {
-	out, err := gitOutput(ctx, remote, seedAuthor, "log", "--format=%H%x1f%an <%ae>%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e", "main")
+	out, err := gitOutput(ctx, remote, seedAuthor, "log", "--format="+logFormat, "main")
 	if err != nil {
 		return nil, err
 	}
+	log, err := parseLog(out)
+	if err != nil {
+		return nil, fmt.Errorf("git log of %s: %w", remote, err)
+	}
+	return log, nil
+}
+
+// logFormat makes git log print one record per commit, its fields split by US (0x1f) and
+// the records ended by RS (0x1e); the trailers come last, one "Key: value" per line.
+const logFormat = "%H%x1f%an <%ae>%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
+
+// parseLog reads git log's output in logFormat.
+func parseLog(out string) ([]Commit, error) {
 	var log []Commit
 	for rec := range strings.SplitSeq(out, "\x1e") {
 		rec = strings.TrimLeft(rec, "\n")
@@ -44,7 +57,7 @@ func Log(ctx context.Context, remote string) ([]Commit, error) {
 		}
 		f := strings.Split(rec, "\x1f")
 		if len(f) != 5 {
-			return nil, fmt.Errorf("git log of %s: malformed record %q", remote, rec)
+			return nil, fmt.Errorf("malformed record %q", rec)
 		}
 		c := Commit{SHA: f[0], Author: f[1], Subject: f[3], Trailers: map[string]string{}}
 		c.Time, _ = time.Parse(time.RFC3339, f[2])

@@ -92,6 +92,8 @@ type Result struct {
 	Duration time.Duration
 	// Split is what the traffic saw during the whole scenario.
 	Split traffic.Counts
+	// Zone is where WriteSummary shows times; nil means the local zone.
+	Zone *time.Location
 }
 
 // player holds a scenario's progress.

@@ -96,6 +96,10 @@ func (r Result) WriteSummary(out io.Writer, remote string) {
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(out, "\nsteps (canaryd's history):\n")
 	}
+	zone := r.Zone
+	if zone == nil {
+		zone = time.Local
+	}
 	for _, s := range r.Steps {
 		step := "     "
 		if s.Step > 0 {
@@ -106,7 +110,7 @@ func (r Result) WriteSummary(out io.Writer, remote string) {
 			commit = s.Commit[:min(12, len(s.Commit))]
 		}
 		fmt.Fprintf(out, "  %s  %-11s %s  v1=%-3d v2=%-3d  commit %s\n",
-			s.Time.Local().Format("15:04:05"), s.Kind, step, s.Weights.Stable, s.Weights.Canary, commit)
+			s.Time.In(zone).Format("15:04:05"), s.Kind, step, s.Weights.Stable, s.Weights.Canary, commit)
 		if s.Reason != "" || s.Actor != "" {
 			fmt.Fprintf(out, "      %s\n", strings.TrimSpace(strings.Join([]string{s.Actor, s.Reason}, " ")))
 		}
@@ -117,7 +121,7 @@ func (r Result) WriteSummary(out io.Writer, remote string) {
 	fmt.Fprintf(out, "\ntraffic through the gateway: %d calls, %s\n", r.Split.Calls, codesLine(r.Split.ByCode))
 	fmt.Fprintf(out, "\ngit -C %s log (newest first):\n", remote)
 	for _, c := range r.Log {
-		fmt.Fprintf(out, "  %s  %s  %-34s %s\n", c.Short(), c.Time.Local().Format("15:04:05"), c.Author, c.Subject)
+		fmt.Fprintf(out, "  %s  %s  %-34s %s\n", c.Short(), c.Time.In(zone).Format("15:04:05"), c.Author, c.Subject)
 		for _, k := range []string{"Rollout-Step", "Rollout-Weights", "Rollout-Reason"} {
 			if v := c.Trailers[k]; v != "" {
 				fmt.Fprintf(out, "      %s: %s\n", k, v)

@@ -40,7 +40,7 @@ func Render(o Observation, statusURL, gatewayAddr string) []string {
 	lines = append(lines, fmt.Sprintf("gateway  v1 %s v2  %3d/%-3d  by Git %.12s", Bar(o.Gateway.Stable, o.Gateway.Canary), o.Gateway.Stable, o.Gateway.Canary, o.Gateway.Commit))
 	p1, p2, n := split(o.Traffic.Recent, o.V1, o.V2)
 	failed := o.Traffic.Recent.Calls - o.Traffic.Recent.ByCode["OK"]
-	lines = append(lines, fmt.Sprintf("observed v1 %5.1f%% · v2 %5.1f%% of %d replies in the last 5s · %d failed", p1, p2, n, failed))
+	lines = append(lines, fmt.Sprintf("observed v1 %5.1f%% · v2 %5.1f%% of %d replies in the last %s · %d failed", p1, p2, n, ObservedWindow, failed))
 	if ro := o.Rollout; ro != nil {
 		if ro.LastVerdict != nil {
 			lines = append(lines, "last verdict: "+VerdictLine(ro.LastVerdict))

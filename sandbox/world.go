@@ -79,6 +79,9 @@ type World struct {
 	err     error
 }
 
+// ObservedWindow is how far back the live view's split of observed replies looks.
+const ObservedWindow = 2 * time.Second
+
 // ErrWorkdirUsed reports a workdir that holds a demo already.
 var ErrWorkdirUsed = errors.New("workdir already holds a demo (remote.git exists); remove it or choose another")
 
@@ -222,7 +225,7 @@ func (w *World) startPrometheus(ctx context.Context) error {
 }
 
 func (w *World) startTraffic(ctx context.Context) error {
-	g, err := traffic.New(traffic.Options{Target: w.Gateway.Addr(), Rate: w.opts.Rate})
+	g, err := traffic.New(traffic.Options{Target: w.Gateway.Addr(), Rate: w.opts.Rate, Window: ObservedWindow})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func TestDemoSuccess(t *testing.T) {
 		t.Errorf("no success line in the output")
 	}
 	log := gitLog(t, d.remote())
-	for k, w := range map[int]string{2: "v1=60,v2=40", 3: "v1=0,v2=100"} {
+	for k, w := range map[int]string{1: "v1=100,v2=0", 2: "v1=60,v2=40", 3: "v1=0,v2=100"} {
 		if _, ok := stepCommit(t, log, k, w); !ok {
 			t.Errorf("no commit of step %d/3 in:\n%v", k, log)
 		}
