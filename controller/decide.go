@@ -301,7 +301,7 @@ func (d *decision) git(ch rollout.GitChange) {
 		}
 		return
 	}
-	if ch.Weights == d.st.Weights && d.st.Pending == nil {
+	if ch.Weights == d.st.Weights {
 		return // a commit that left the weights as they were
 	}
 	d.st.Phase = rollout.Overridden

@@ -16,6 +16,13 @@ type Repo interface {
 	SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (commit string, err error)
 }
 
+// HeadReader is a Repo that can say which weights the branch head, as last fetched, holds
+// for a rollout. The controller uses it to drop a report of someone else's change that a
+// newer commit has already replaced (a fetch that raced with canaryd's own push).
+type HeadReader interface {
+	WeightsAtHead(doc *rollout.Document) (rollout.Weights, error)
+}
+
 // Router sets weights in the cluster (apply mode). A nil Router means gitops mode: Argo CD
 // or Flux applies what Git holds.
 type Router interface {

@@ -106,6 +106,10 @@ func (w *worker) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	case req := <-w.inbox:
+		if w.stale(req.in) {
+			req.done <- nil
+			return nil
+		}
 		refused, err := w.feed(req.in)
 		if err != nil {
 			req.done <- err
@@ -138,6 +142,22 @@ func (w *worker) wait(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stale reports whether in is someone else's change in Git that the branch head no longer
+// holds: the fetch that found it raced with a newer commit, which the next fetch reports.
+func (w *worker) stale(in Input) bool {
+	g, ok := in.(Git)
+	hr, can := w.c.opts.Repo.(HeadReader)
+	if !ok || !can || g.Change.Own() {
+		return false
+	}
+	at, err := hr.WeightsAtHead(w.doc)
+	if err != nil || at == g.Change.Weights {
+		return false
+	}
+	w.log.Debug("stale git change dropped", "commit", g.Change.Commit, "weight", g.Change.Weights.Canary, "head", at.String())
+	return true
 }
 
 // checking reports whether the gates are due to be checked in this state.

@@ -94,7 +94,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer gates.Close()
 	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
 	opts := controller.Options{
-		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics}, Gates: countedGates{gates, metrics},
+		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics, d}, Gates: countedGates{gates, metrics},
 		Logger: log, Hook: stepHooks(metrics, crashHook(log)),
 	}
 	var kube *rest.Config

@@ -112,10 +112,17 @@ func (o observedStore) Save(st rollout.State, evs ...rollout.Event) error {
 	return nil
 }
 
-// timedRepo measures each push.
+// timedRepo measures each push, and reads the head for the controller.
 type timedRepo struct {
 	controller.Repo
 	m *server.Metrics
+	d *daemon
+}
+
+var _ controller.HeadReader = timedRepo{}
+
+func (t timedRepo) WeightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
+	return t.d.weightsAtHead(doc)
 }
 
 func (t timedRepo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {

@@ -38,7 +38,7 @@ func (w *world) seedRemote() {
 	w.git(work, "push", "-q", "origin", "main")
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

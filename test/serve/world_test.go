@@ -30,7 +30,7 @@ var (
 )
 
 // canarydBinary builds cmd/canaryd once per test binary.
-func canarydBinary(t *testing.T) string {
+func canarydBinary(t testing.TB) string {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "canaryd-bin-")
 		if err != nil {
@@ -51,7 +51,7 @@ func canarydBinary(t *testing.T) string {
 
 // world is one rollout's whole environment, torn down by the test's cleanup.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	ns       string
 	remote   string // the bare repository's path
@@ -74,7 +74,9 @@ type world struct {
 
 const rolloutName = "grpc-helloworld-py"
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldTB(t) }
+
+func newWorldTB(t testing.TB) *world {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver, Prometheus and canaryd serve; run without -short")
 	}
@@ -96,7 +98,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func startGreeter(t *testing.T, instance string) (*greeter.Server, string) {
+func startGreeter(t testing.TB, instance string) (*greeter.Server, string) {
 	s, err := greeter.NewServer(greeter.Options{Instance: instance, Reflection: true})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +173,7 @@ func (w *world) gw0Addr() string {
 	return w.gwAddr
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
