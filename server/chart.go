@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,15 @@ type chart struct {
 	Ticks   []timeTick
 	Dots    []marker
 	Commits []marker
+	// Spans shade the stretches when the rollout was Paused or Overridden.
+	Spans []span
+}
+
+// span is a stretch of the time axis in one phase.
+type span struct {
+	X1, X2 float64
+	Class  string
+	Title  string
 }
 
 type gridLine struct {
@@ -99,12 +109,35 @@ func newChart(evs []rollout.Event, end time.Time, size chartSize, href func(seq 
 	if weight >= 0 {
 		fmt.Fprintf(&path, "H%g", x(end))
 	}
+	c.Spans = phaseSpans(evs, end, x)
 	c.Line = path.String()
 	// Draw passes first, so that a failure next to a pass stays visible on top.
 	sort.SliceStable(c.Dots, func(i, j int) bool {
 		return strings.HasSuffix(c.Dots[i].Class, " pass") && !strings.HasSuffix(c.Dots[j].Class, " pass")
 	})
 	return c
+}
+
+// phaseSpans returns the stretches of evs (newest first) spent Paused or Overridden.
+func phaseSpans(evs []rollout.Event, end time.Time, x func(time.Time) float64) []span {
+	var spans []span
+	for i := len(evs) - 1; i >= 0; i-- {
+		ev := evs[i]
+		if ev.Phase != rollout.Paused && ev.Phase != rollout.Overridden {
+			continue
+		}
+		until := end
+		if i > 0 {
+			until = evs[i-1].Time
+		}
+		if n := len(spans); n > 0 && spans[n-1].Class == "span-"+string(ev.Phase) && spans[n-1].X2 == x(ev.Time) {
+			spans[n-1].X2 = x(until) // the same stretch goes on
+			continue
+		}
+		spans = append(spans, span{X1: x(ev.Time), X2: x(until), Class: "span-" + string(ev.Phase),
+			Title: fmt.Sprintf("%s from %s", ev.Phase, ev.Time.UTC().Format(time.TimeOnly))})
+	}
+	return spans
 }
 
 // eventMarker returns the marker of a verdict, or of an event that made a commit.
@@ -175,4 +208,21 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// Width is the span's width.
+func (s span) Width() float64 { return round1(s.X2 - s.X1) }
+
+// PlotHeight is the height of the plot area.
+func (c *chart) PlotHeight() float64 { return c.Bottom - c.Top }
+
+// SpanKinds lists the classes of the spans on the chart, once each, for the legend.
+func (c *chart) SpanKinds() []string {
+	var kinds []string
+	for _, s := range c.Spans {
+		if !slices.Contains(kinds, s.Class) {
+			kinds = append(kinds, s.Class)
+		}
+	}
+	return kinds
 }

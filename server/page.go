@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -19,6 +20,7 @@ var templateFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"short":       short,
+	"trimSpan":    func(class string) string { return strings.ToLower(strings.TrimPrefix(class, "span-")) },
 	"resultClass": resultClass,
 	"phaseClass":  func(p rollout.Phase) string { return "phase-" + string(p) },
 	"utc":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },

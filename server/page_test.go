@@ -140,3 +140,21 @@ func TestChart(t *testing.T) {
 		t.Error("a single event draws no line")
 	}
 }
+
+func TestPhaseSpans(t *testing.T) {
+	ev := func(sec int, p rollout.Phase) rollout.Event {
+		return rollout.Event{Time: t0.Add(time.Duration(sec) * time.Second), Phase: p}
+	}
+	// Newest first: progressing 0-10, paused 10-30 (two events), progressing 30-40,
+	// overridden from 40 to the end at 60.
+	evs := []rollout.Event{ev(40, rollout.Overridden), ev(30, rollout.Progressing), ev(20, rollout.Paused), ev(10, rollout.Paused), ev(0, rollout.Progressing)}
+	x := func(tm time.Time) float64 { return float64(tm.Sub(t0) / time.Second) }
+	got := phaseSpans(evs, t0.Add(60*time.Second), x)
+	want := []span{
+		{X1: 10, X2: 30, Class: "span-Paused", Title: "Paused from 09:00:10"},
+		{X1: 40, X2: 60, Class: "span-Overridden", Title: "Overridden from 09:00:40"},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(span{})); diff != "" {
+		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+}
