@@ -34,7 +34,7 @@ const manifest = "deploy/sample/rules.yaml"
 var ref = gitops.VSRef{Namespace: "default", Name: "grpc-vs", Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
 
 // git runs the git CLI in dir as a person would.
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -53,7 +53,7 @@ type remote struct {
 	clone string
 }
 
-func newRemote(t *testing.T, w rollout.Weights) *remote {
+func newRemote(t testing.TB, w rollout.Weights) *remote {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("the git CLI is not installed (run test/deps/git.sh): %v", err)
@@ -73,7 +73,7 @@ func newRemote(t *testing.T, w rollout.Weights) *remote {
 }
 
 // write commits data with weights w as rules.yaml and pushes it.
-func (r *remote) write(t *testing.T, data []byte, w rollout.Weights, msg string) {
+func (r *remote) write(t testing.TB, data []byte, w rollout.Weights, msg string) {
 	t.Helper()
 	if w.Valid() {
 		var err error
@@ -102,7 +102,7 @@ func (r *remote) setWeights(t *testing.T, w rollout.Weights) {
 	r.write(t, data, w, "move to "+w.String())
 }
 
-func startGreeter(t *testing.T, instance string, errRate float64) (*greeter.Server, string) {
+func startGreeter(t testing.TB, instance string, errRate float64) (*greeter.Server, string) {
 	t.Helper()
 	srv, err := greeter.NewServer(greeter.Options{Instance: instance, ErrorRate: errRate, Reflection: true})
 	if err != nil {
@@ -131,7 +131,7 @@ type world struct {
 }
 
 // newWorld starts two greeters and a gateway following a new remote at w.
-func newWorld(t *testing.T, w rollout.Weights, v2ErrRate float64, seed uint64) *world {
+func newWorld(t testing.TB, w rollout.Weights, v2ErrRate float64, seed uint64) *world {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts greeters, a gateway and a git remote; skipped with -short")
