@@ -29,7 +29,7 @@ var (
 )
 
 // canaryd builds the canaryd binary once per test run.
-func canaryd(t *testing.T) string {
+func canaryd(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs canaryd demo with Prometheus and canaryd serve; skipped with -short")
@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +85,7 @@ type demo struct {
 	done                     chan error
 }
 
-func startDemo(t *testing.T, args ...string) *demo {
+func startDemo(t testing.TB, args ...string) *demo {
 	t.Helper()
 	d := &demo{
 		out: new(bytes.Buffer), workdir: filepath.Join(t.TempDir(), "work"),
@@ -127,7 +127,7 @@ func (d *demo) output() string {
 }
 
 // wait returns the demo's exit error, failing the test after limit.
-func (d *demo) wait(t *testing.T, limit time.Duration) error {
+func (d *demo) wait(t testing.TB, limit time.Duration) error {
 	t.Helper()
 	select {
 	case err := <-d.done:
