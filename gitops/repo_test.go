@@ -240,8 +240,20 @@ func TestRevertIsReported(t *testing.T) {
 	if diff := cmp.Diff(want, changes, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("Sync after the revert (-want +got):\n%s", diff)
 	}
+	if again, err := r.Sync(ctxT(t)); err != nil || len(again) != 0 {
+		t.Errorf("a second Sync reported %+v, %v; want the revert reported once", again, err)
+	}
+	// A restarted canaryd with the same cache does not report it again either.
+	restarted := openRepo(t, rem.url, func(cfg *Config) { cfg.Dir = r.cfg.Dir })
+	restarted.Manage(doc)
+	if again, err := restarted.Sync(ctxT(t)); err != nil || len(again) != 0 {
+		t.Errorf("Sync after a restart reported %+v, %v; want nothing new", again, err)
+	}
 	// Sync reported the revert, so canaryd's next write starts from it.
 	third := step(t, r, doc, 3)
+	if own, err := r.Sync(ctxT(t)); err != nil || len(own) != 1 || own[0].Commit != third || !own[0].Own() {
+		t.Errorf("Sync after step 3 = %+v, %v; want canaryd's %s", own, err, third)
+	}
 	if parent := gitRun(t, rem.dir, "rev-parse", third+"^"); parent != revert {
 		t.Errorf("step 3's parent = %s, want the revert %s", parent, revert)
 	}
@@ -295,6 +307,10 @@ func TestExternalChangeStopsWrite(t *testing.T) {
 			}
 			if head := gitRun(t, rem.dir, "rev-parse", "main"); head != theirs {
 				t.Errorf("canaryd wrote despite the change: head %s", head)
+			}
+			r.Manage(doc)
+			if chs, err := r.Sync(ctxT(t)); err != nil || len(chs) != 0 {
+				t.Errorf("Sync after the ExternalChangeError reported %+v, %v; want nothing new", chs, err)
 			}
 			// Reported once, the change is the new starting point (the operator resumed),
 			// also for a fresh process with an empty memory but the same cache.

@@ -36,12 +36,29 @@ func ackRef(name string) plumbing.ReferenceName {
 	return plumbing.ReferenceName("refs/canaryd/ack/" + name)
 }
 
-// acknowledge records that the weights at head were reported as an external change.
-func (r *Repo) acknowledge(name string, head plumbing.Hash, w rollout.Weights) {
-	if err := r.store.SetReference(plumbing.NewHashReference(ackRef(name), head)); err != nil {
-		r.log.Warn("record acknowledged change", "rollout", name, "commit", head.String(), "err", err)
+// reportedRef is the local ref marking the commit of the last external change reported
+// for a rollout, so that it is reported once, also across restarts.
+func reportedRef(name string) plumbing.ReferenceName {
+	return plumbing.ReferenceName("refs/canaryd/reported/" + name)
+}
+
+// acknowledge records that the external change ch, which set the weights at head, was
+// reported: SetWeights starts from head afterwards, and Sync does not report ch again.
+func (r *Repo) acknowledge(name string, head plumbing.Hash, ch rollout.GitChange) {
+	for ref, h := range map[plumbing.ReferenceName]plumbing.Hash{
+		ackRef(name): head, reportedRef(name): plumbing.NewHash(ch.Commit),
+	} {
+		if err := r.store.SetReference(plumbing.NewHashReference(ref, h)); err != nil {
+			r.log.Warn("record a reported change", "rollout", name, "commit", h.String(), "err", err)
+		}
 	}
-	r.base[name] = baseline{commit: head, weights: w, found: true}
+	r.base[name] = baseline{commit: head, weights: ch.Weights, found: true}
+}
+
+// reported reports whether the external change ch was reported already.
+func (r *Repo) reported(name string, ch rollout.GitChange) bool {
+	ref, err := r.store.Reference(reportedRef(name))
+	return err == nil && ref.Hash().String() == ch.Commit
 }
 
 // lastWritten walks back from head to the newest commit canaryd made for doc (or the last
@@ -95,7 +112,7 @@ func (r *Repo) checkExternal(doc *rollout.Document, head *object.Commit, cur rol
 	if err != nil {
 		return err
 	}
-	r.acknowledge(doc.Name(), head.Hash, cur)
+	r.acknowledge(doc.Name(), head.Hash, ch)
 	return &rollout.ExternalChangeError{Change: ch, File: doc.Spec.Manifest}
 }
 
@@ -205,9 +222,12 @@ func (r *Repo) Manage(docs ...*rollout.Document) {
 // Sync fetches the branch and returns, for each managed rollout (by name), the weights at
 // the new head and the commit that set them: canaryd's own commit (by its trailers), a
 // revert of one of canaryd's commits ("This reverts commit <sha>", or a manifest equal to
-// an earlier step), or a hand edit. A change that is not canaryd's is reported as accepted:
-// SetWeights starts from it afterwards. A rollout whose manifest cannot be read is left out
-// and its error joined into the returned error.
+// an earlier step), or a hand edit. canaryd's own changes are returned on every call. A
+// change that is not canaryd's is returned once (not again by a later Sync, nor when
+// SetWeights already reported it as an *rollout.ExternalChangeError; remembered in the
+// cache across restarts) and is accepted: SetWeights starts from it afterwards. So the
+// caller must hand every result to the controller. A rollout whose manifest cannot be read
+// is left out and its error joined into the returned error.
 func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -231,8 +251,11 @@ func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
 			errs = append(errs, fmt.Errorf("rollout %q: %w", n, err))
 			continue
 		}
-		if !ch.Own() && r.lastWritten(r.docs[n], head).weights != ch.Weights {
-			r.acknowledge(n, head.Hash, ch.Weights)
+		if !ch.Own() {
+			if r.reported(n, ch) {
+				continue
+			}
+			r.acknowledge(n, head.Hash, ch)
 		}
 		out = append(out, ch)
 	}
