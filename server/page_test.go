@@ -2,6 +2,7 @@ package server
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,25 @@ func TestPhaseSpans(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(span{})); diff != "" {
 		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+}
+
+func TestIndexWithManyRollouts(t *testing.T) {
+	src := newFakeSource(func() time.Time { return t0 })
+	for i := range indexChartMax + 1 {
+		src.add(Rollout{Name: fmt.Sprintf("svc-%03d", i), Phase: rollout.Progressing, Steps: 3, Step: 1, Stable: "v1", Canary: "v2", Weights: rollout.CanaryAt(0)},
+			rollout.Event{Time: t0, Kind: rollout.EventStarted, Phase: rollout.Progressing})
+	}
+	url := newTestServer(t, src, "", nil)
+	status, body := call(t, "GET", url+"/", "", "")
+	page := string(body)
+	if status != 200 || strings.Count(page, `<section class="card"`) != indexChartMax+1 {
+		t.Fatalf("%d, %d cards", status, strings.Count(page, `<section class="card"`))
+	}
+	if strings.Contains(page, "<svg") || !strings.Contains(page, "Charts are on each rollout's page") {
+		t.Error("with more than indexChartMax rollouts the index still draws charts, or does not say where they are")
+	}
+	if _, body := call(t, "GET", url+"/rollouts/svc-100", "", ""); !strings.Contains(string(body), "<svg") {
+		t.Error("the rollout's own page has no chart")
 	}
 }
