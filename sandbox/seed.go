@@ -47,6 +47,17 @@ type SpecTimings struct {
 // DefaultTimings keep a whole scenario well under a minute.
 var DefaultTimings = SpecTimings{Schedule: "@every 5s", Interval: time.Second, Bake: 3 * time.Second, Window: 10 * time.Second}
 
+// TimingsFor returns the spec's timings for a scenario: DefaultTimings, with a 10s bake
+// for revert, so the person's revert lands during the 40% step even on a loaded machine
+// (otherwise their push would race canaryd's next step).
+func TimingsFor(sc Scenario) SpecTimings {
+	t := DefaultTimings
+	if sc == Revert {
+		t.Bake = 10 * time.Second
+	}
+	return t
+}
+
 var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as DESIGN.md's example, tuned for a demo that lasts a minute:
 # a step every 5s, gated by the canary's gRPC success rate in Prometheus and by a
 # grpcurl call through the gateway.

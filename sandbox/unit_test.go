@@ -5,8 +5,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,7 +195,7 @@ func TestSteps(t *testing.T) {
 		{Time: t0.Add(5 * time.Second), Kind: rollout.EventStep, Step: 2, Weights: rollout.CanaryAt(40), Commit: "222222222222bbbb",
 			Evidence: []string{"probe pass: 3 of 3 calls returned OK"}},
 		{Time: t0.Add(7 * time.Second), Kind: rollout.EventRolledBack, Step: 2, Weights: rollout.CanaryAt(0), Commit: "333333333333cccc",
-			Reason: "gate grpc-success-rate failed 2 checks in a row",
+			Reason:   "gate grpc-success-rate failed 2 checks in a row",
 			Evidence: []string{"grpc-success-rate fail: canary: 0.79 is below min 0.95", "probe pass: 3 of 3 calls returned OK"}},
 	}
 	if d := cmp.Diff(want, got); d != "" {

@@ -43,7 +43,9 @@ type Options struct {
 	Rate float64
 	// Seed makes the gateway's picks repeatable; 0 picks at random.
 	Seed uint64
-	// Timings of the rollout spec; zero means DefaultTimings.
+	// Scenario is the one Play will run; it picks the spec's timings when Timings is zero.
+	Scenario Scenario
+	// Timings of the rollout spec; zero means TimingsFor(Scenario).
 	Timings SpecTimings
 	// Canaryd is the canaryd binary that serves; empty means this executable. NoServe
 	// starts everything but canaryd serve.
@@ -131,7 +133,7 @@ func withDefaults(o Options) Options {
 	def(&o.Listen, "127.0.0.1:8090")
 	def(&o.Greeters, "127.0.0.1:0")
 	if o.Timings == (SpecTimings{}) {
-		o.Timings = DefaultTimings
+		o.Timings = TimingsFor(o.Scenario)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -98,7 +98,7 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 	defer logf.Close()
 	fmt.Fprintf(out, "canaryd demo: starting the world in %s (logs in %s)\n", workdir, filepath.Join(workdir, "logs"))
 	w, err := sandbox.Start(ctx, sandbox.Options{
-		Workdir: workdir, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen,
+		Workdir: workdir, Scenario: sc, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen,
 		Rate: f.rate, Seed: f.seed, Canaryd: f.canaryd, Prometheus: f.prometheus,
 		Log: slog.New(slog.NewTextHandler(logf, nil)),
 	})
