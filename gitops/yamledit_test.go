@@ -33,6 +33,7 @@ func TestSetWeightsGolden(t *testing.T) {
 		want error // nil: the output must equal testdata/edit/<name>.golden
 	}{
 		{"rules", "rules.yaml", seedRef, rollout.CanaryAt(40), nil},
+		{"sample-rules", "sample-rules.yaml", seedRef, rollout.CanaryAt(60), nil},
 		{"flow", "flow.yaml", seedRef, rollout.CanaryAt(40), nil},
 		{"comments", "comments.yaml", seedRef, rollout.CanaryAt(5), nil},
 		{"crlf", "crlf.yaml", seedRef, rollout.CanaryAt(100), nil},
