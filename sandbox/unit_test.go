@@ -225,7 +225,7 @@ func TestVerdictLine(t *testing.T) {
 
 func TestBar(t *testing.T) {
 	for _, c := range []int{0, 40, 100} {
-		b := []rune(Bar(100-c, c))
+		b := []rune(Bar(c))
 		light := strings.Count(string(b), "░")
 		if len(b) != barWidth || light != c*barWidth/100 {
 			t.Errorf("Bar at %d: %q", c, string(b))

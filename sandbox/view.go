@@ -11,8 +11,8 @@ import (
 // barWidth is the width of the weights bar, in cells.
 const barWidth = 40
 
-// Bar draws weights as a bar: v1's share in full blocks, v2's in light shade.
-func Bar(stable, canary int) string {
+// Bar draws the weights as a bar: v1's share (100-canary) in full blocks, v2's in light shade.
+func Bar(canary int) string {
 	n := (canary*barWidth + 50) / 100
 	return strings.Repeat("█", barWidth-n) + strings.Repeat("░", n)
 }
@@ -33,11 +33,11 @@ func Render(o Observation, statusURL, gatewayAddr string) []string {
 	lines := []string{fmt.Sprintf("canaryd demo · scenario %s · status page %s", o.Scenario, statusURL)}
 	if ro := o.Rollout; ro != nil {
 		lines = append(lines, fmt.Sprintf("rollout %s: %s, step %d/%d, run %d", ro.Name, ro.Phase, ro.Step, ro.Steps, ro.Run))
-		lines = append(lines, fmt.Sprintf("canaryd  v1 %s v2  %3d/%-3d", Bar(ro.Weights.Stable, ro.Weights.Canary), ro.Weights.Stable, ro.Weights.Canary))
+		lines = append(lines, fmt.Sprintf("canaryd  v1 %s v2  %3d/%-3d", Bar(ro.Weights.Canary), ro.Weights.Stable, ro.Weights.Canary))
 	} else {
 		lines = append(lines, fmt.Sprintf("rollout: canaryd's API does not answer (%v)", o.APIErr))
 	}
-	lines = append(lines, fmt.Sprintf("gateway  v1 %s v2  %3d/%-3d  by Git %.12s", Bar(o.Gateway.Stable, o.Gateway.Canary), o.Gateway.Stable, o.Gateway.Canary, o.Gateway.Commit))
+	lines = append(lines, fmt.Sprintf("gateway  v1 %s v2  %3d/%-3d  by Git %.12s", Bar(o.Gateway.Canary), o.Gateway.Stable, o.Gateway.Canary, o.Gateway.Commit))
 	p1, p2, n := split(o.Traffic.Recent, o.V1, o.V2)
 	failed := o.Traffic.Recent.Calls - o.Traffic.Recent.ByCode["OK"]
 	lines = append(lines, fmt.Sprintf("observed v1 %5.1f%% · v2 %5.1f%% of %d replies in the last %s · %d failed", p1, p2, n, ObservedWindow, failed))
