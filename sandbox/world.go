@@ -37,8 +37,8 @@ type Options struct {
 	GatewayMetrics string
 	// Listen is canaryd's status API and page ("127.0.0.1:8090").
 	Listen string
-	// Greeters is the address v1 and v2 listen on; its port must be 0 ("127.0.0.1:0").
-	Greeters string
+	// V1 and V2 are the greeters' addresses ("127.0.0.1:0").
+	V1, V2 string
 	// Rate is the traffic's calls per second; 0 means 50.
 	Rate float64
 	// Seed makes the gateway's picks repeatable; 0 picks at random.
@@ -131,7 +131,8 @@ func withDefaults(o Options) Options {
 	def(&o.Gateway, "127.0.0.1:8080")
 	def(&o.GatewayMetrics, "127.0.0.1:0")
 	def(&o.Listen, "127.0.0.1:8090")
-	def(&o.Greeters, "127.0.0.1:0")
+	def(&o.V1, "127.0.0.1:0")
+	def(&o.V2, "127.0.0.1:0")
 	if o.Timings == (SpecTimings{}) {
 		o.Timings = TimingsFor(o.Scenario)
 	}
@@ -153,12 +154,13 @@ func (w *World) startGreeters(context.Context) error {
 	for _, g := range []struct {
 		dst     **greeter.Server
 		version string
-	}{{&w.V1, "v1"}, {&w.V2, "v2"}} {
+		addr    string
+	}{{&w.V1, "v1", w.opts.V1}, {&w.V2, "v2", w.opts.V2}} {
 		srv, err := greeter.NewServer(greeter.Options{Instance: InstanceName(g.version), Reflection: true})
 		if err != nil {
 			return err
 		}
-		lis, err := net.Listen("tcp", w.opts.Greeters)
+		lis, err := net.Listen("tcp", g.addr)
 		if err != nil {
 			return fmt.Errorf("greeter %s: %w", g.version, err)
 		}

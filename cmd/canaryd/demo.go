@@ -29,6 +29,7 @@ type demoFlags struct {
 	gateway        string
 	gatewayMetrics string
 	listen         string
+	v1, v2         string
 	rate           float64
 	seed           uint64
 	timeout        time.Duration
@@ -65,6 +66,8 @@ func newDemoCmd() *cobra.Command {
 	fl.StringVar(&f.gateway, "gateway", "127.0.0.1:8080", "the gateway's gRPC address")
 	fl.StringVar(&f.gatewayMetrics, "gateway-metrics", "127.0.0.1:0", "the gateway's /metrics and /weights address")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8090", "canaryd's status API and page")
+	fl.StringVar(&f.v1, "v1", "127.0.0.1:0", "greeter v1's address")
+	fl.StringVar(&f.v2, "v2", "127.0.0.1:0", "greeter v2's address")
 	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the gateway's weighted picks (0: random)")
 	fl.DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long the scenario may take")
@@ -98,7 +101,7 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 	defer logf.Close()
 	fmt.Fprintf(out, "canaryd demo: starting the world in %s (logs in %s)\n", workdir, filepath.Join(workdir, "logs"))
 	w, err := sandbox.Start(ctx, sandbox.Options{
-		Workdir: workdir, Scenario: sc, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen,
+		Workdir: workdir, Scenario: sc, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen, V1: f.v1, V2: f.v2,
 		Rate: f.rate, Seed: f.seed, Canaryd: f.canaryd, Prometheus: f.prometheus,
 		Log: slog.New(slog.NewTextHandler(logf, nil)),
 	})

@@ -94,3 +94,27 @@ func processesOf(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// TestKilledDemoTakesItsChildren kills the demo outright (SIGKILL, no chance to clean up)
+// while it plays: Prometheus and canaryd serve must die with it (they ask the kernel for
+// SIGKILL when their parent dies).
+func TestKilledDemoTakesItsChildren(t *testing.T) {
+	d := startDemo(t, "--scenario", "fail")
+	waitUntil(t, d, limit, func(d *demo) bool { return strings.Contains(d.output(), "Progressing") })
+	if procs := processesOf(t, d.workdir); len(procs) < 2 {
+		t.Fatalf("want Prometheus and canaryd serve running, found %v", procs)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.wait(t, 10*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for procs := processesOf(t, d.workdir); len(procs) > 0; procs = processesOf(t, d.workdir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of the workdir outlive the killed demo: %v", procs)
+		}
+		<-tick.C
+	}
+}
