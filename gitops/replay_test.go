@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -223,4 +224,50 @@ func TestHTTPSWithTokenAndCABundle(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Open without the CA bundle = %v, want a certificate error", err)
 	}
+}
+
+// TestCacheStaysCompact fetches many small pushes one by one: the cache's packs are merged
+// and its open files stay bounded, and it keeps working.
+func TestCacheStaysCompact(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	r := openRepo(t, rem.url, nil)
+	doc := parseDoc(t, sampleSpec)
+	r.Manage(doc)
+	work := personClone(t, rem.url)
+	fdsBefore := openFiles(t)
+	for i := range 2*maxSmallPacks + 5 {
+		writeFile(t, work, "counter.txt", strconv.Itoa(i))
+		gitRun(t, work, "add", "counter.txt")
+		gitRun(t, work, "commit", "-q", "-m", "tick "+strconv.Itoa(i))
+		gitRun(t, work, "push", "-q", "origin", "main")
+		if _, err := r.Sync(ctxT(t)); err != nil {
+			t.Fatalf("sync %d: %v", i, err)
+		}
+	}
+	packs, _ := filepath.Glob(filepath.Join(r.cachePath(), "objects", "pack", "*.pack"))
+	if len(packs) > maxSmallPacks+1 {
+		t.Errorf("the cache holds %d packs, want at most %d", len(packs), maxSmallPacks+1)
+	}
+	if grew := openFiles(t) - fdsBefore; grew > maxOpenPacks {
+		t.Errorf("open files grew by %d over %d fetches", grew, 2*maxSmallPacks+5)
+	}
+	files, _, err := r.Files("counter.txt")
+	if err != nil || string(files["counter.txt"]) != strconv.Itoa(2*maxSmallPacks+4) {
+		t.Errorf("counter.txt after compaction = %q, %v", files["counter.txt"], err)
+	}
+	sha := step(t, r, doc, 1)
+	checkNothingLost(t, rem.dir, []string{sha}, 2*maxSmallPacks+7)
+	if out, err := gitTry(r.cachePath(), "fsck", "--strict", "--no-progress", "--no-dangling"); err != nil || strings.Contains(out, "error") || strings.Contains(out, "missing") {
+		t.Errorf("git fsck of the cache: %v\n%s", err, out)
+	}
+}
+
+// openFiles counts the process's open file descriptors.
+func openFiles(t *testing.T) int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("count open files: %v", err)
+	}
+	return len(fds)
 }

@@ -27,6 +27,9 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
+// maxOpenPacks bounds the pack files the cache keeps open.
+const maxOpenPacks = 32
+
 // Signature is a commit's author or committer.
 type Signature struct {
 	Name  string
@@ -166,10 +169,11 @@ func (r *Repo) openCache() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("git cache: %w", err)
 	}
-	// Pack files stay open between reads: a step reads a handful of objects, and opening
-	// the pack for each would cost more than reading them.
+	// Recently used pack files stay open between reads (a step reads a handful of objects,
+	// and opening the pack for each would cost more than reading them), at most
+	// maxOpenPacks of them, as every fetch adds a pack.
 	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
-		filesystem.Options{KeepDescriptors: true})
+		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
 	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(st, nil)
@@ -225,8 +229,14 @@ func (r *Repo) fetch(ctx context.Context) error {
 		Depth:      r.cfg.Depth,
 		CABundle:   r.caCerts,
 	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	if err != nil {
 		return r.redact(fmt.Errorf("fetch %s of %s: %w", r.cfg.Branch, r.cfg.URL, err))
+	}
+	if err := r.compact(); err != nil { // the fetch itself succeeded; the cache still works
+		r.log.Warn("compact git cache", "dir", r.cachePath(), "err", err)
 	}
 	return nil
 }
