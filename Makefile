@@ -47,12 +47,18 @@ fuzz:
 		done; \
 	done
 
-# demo: the full sandbox (greeters, gateway, Prometheus, canaryd serve) arrives with the
-# sandbox issue. Until then it builds canaryd and validates the example spec, and says so.
+# demo plays the seed tutorial on this machine: greeters v1/v2, a weighted gRPC gateway on
+# 127.0.0.1:8080 that follows the VirtualService in Git, Prometheus, steady traffic and
+# canaryd serve in gitops mode. SCENARIO=success|fail|revert; DEMO_FLAGS=--until-done exits
+# when the scenario ends (0 when it ended as it should).
+SCENARIO ?= success
+DEMO_FLAGS ?=
 demo: build
-	@echo "canaryd demo: the local sandbox (greeter v1/v2, weighted gateway, Prometheus, canaryd serve)"
-	@echo "is not built yet. What works today: the spec, the decision core and the store."
-	$(BIN)/canaryd validate deploy/examples/rollout.yaml
+	@if [ ! -x /usr/bin/prometheus ] && ! command -v prometheus >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then bash test/deps/prometheus.sh; \
+		else echo "make demo needs Prometheus: sudo apt-get install prometheus (Debian/Ubuntu), or put prometheus on PATH"; exit 1; fi; \
+	fi
+	$(BIN)/canaryd demo --scenario $(SCENARIO) $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(BIN) bench.out

@@ -152,9 +152,15 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, log *sl
 	if k == nil || !k.LeaderElection.Enabled {
 		return run(ctx)
 	}
-	host, _ := os.Hostname()
+	id := os.Getenv("POD_NAME") // set by deploy/canaryd from the pod's name
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	// Elect returns an error wrapping istio.ErrLeadershipLost when the lease is lost: serve
+	// then exits (fail-stop) and restarts as a follower.
 	return istio.Elect(ctx, kube, istio.LeaseOptions{Namespace: k.LeaderElection.Namespace, Name: k.LeaderElection.Name,
-		Identity: host + "-" + fmt.Sprint(os.Getpid()), Logger: log}, run)
+		Identity: id, Logger: log}, run)
 }
 
 // listen serves the HTTP API until ctx ends, then shuts it down gracefully.
