@@ -35,7 +35,9 @@ func (e *pushRejectedError) Error() string { return "rejected: " + e.status }
 
 // SetWeights makes the branch head hold c.Weights for doc's VirtualService, in the manifest
 // doc.Spec.Manifest, and returns the commit that holds them. It is idempotent: when the head
-// already holds c.Weights it returns the head commit and writes nothing. When the weights at
+// already holds c.Weights it returns the head commit and writes nothing, except that a step
+// or a rollback that leaves the weights as they are is recorded once, by a commit that
+// changes no file (so that History holds it). When the weights at
 // the head are not the ones canaryd last wrote (derived from Git: the newest commit with
 // canaryd's trailers for this rollout, or the last external change already reported), it
 // changes nothing and returns a *rollout.ExternalChangeError; having reported it, it
@@ -101,26 +103,12 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 		}
 	}
 	file := doc.Spec.Manifest
-	data, _, err := r.fileAt(head, file)
+	out, done, err := r.edit(doc, head, c)
 	if err != nil {
-		return "", fmt.Errorf("read %s from %s: %w", file, r.url, err)
-	}
-	ref := RefOf(doc)
-	cur, err := ReadWeights(data, ref)
-	if err != nil {
-		return "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
-	}
-	if cur == c.Weights {
-		// Someone else already set these weights, or Git says what c says: nothing to write.
-		if b := r.lastWritten(doc, head); (b.found && b.weights != cur) || r.recorded(doc, head, c) {
-			return head.Hash.String(), nil
-		}
-	} else if err := r.checkExternal(doc, head, cur); err != nil {
 		return "", err
 	}
-	out, err := SetWeights(data, ref, c.Weights)
-	if err != nil {
-		return "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+	if done {
+		return head.Hash.String(), nil
 	}
 	commit, objs, err := r.writeCommit(head, file, out, Message(doc, c))
 	if err != nil {
@@ -142,6 +130,34 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 	r.log.Info("pushed weights", "rollout", doc.Name(), "run", c.Run, "step", c.Step,
 		"weight", c.Weights.Canary, "commit", commit.String(), "remote", r.url)
 	return commit.String(), nil
+}
+
+// edit returns the manifest at head with c's weights, or done when the head needs no commit
+// for c. It returns an *rollout.ExternalChangeError when the head holds weights canaryd did
+// not write.
+func (r *Repo) edit(doc *rollout.Document, head *object.Commit, c rollout.Commit) (out []byte, done bool, err error) {
+	file := doc.Spec.Manifest
+	data, _, err := r.fileAt(head, file)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s from %s: %w", file, r.url, err)
+	}
+	ref := RefOf(doc)
+	cur, err := ReadWeights(data, ref)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+	}
+	if cur == c.Weights {
+		// Someone else already set these weights, or Git says what c says: nothing to write.
+		if b := r.lastWritten(doc, head); (b.found && b.weights != cur) || r.recorded(doc, head, c) {
+			return nil, true, nil
+		}
+	} else if err := r.checkExternal(doc, head, cur); err != nil {
+		return nil, false, err
+	}
+	if out, err = SetWeights(data, ref, c.Weights); err != nil {
+		return nil, false, fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+	}
+	return out, false, nil
 }
 
 // recorded reports whether Git already says what c says, when the head holds c's weights.
