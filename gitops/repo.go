@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,7 +90,13 @@ type Repo struct {
 	docs    map[string]*rollout.Document // managed rollouts by name
 	base    map[string]baseline          // what canaryd last wrote (or last acknowledged), by rollout
 	changes map[string]explained         // last explained change, by rollout
-	kick    chan struct{}
+	// reported is the commit of the last external change reported, by rollout.
+	reported map[string]string
+	kick     chan struct{}
+	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
+	// built indexes of the trees in it.
+	treesMu sync.Mutex
+	trees   map[plumbing.Hash]*object.Tree
 }
 
 // Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,
@@ -107,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		branch: plumbing.NewBranchReferenceName(cfg.Branch),
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
 		docs:   map[string]*rollout.Document{}, base: map[string]baseline{},
-		changes: map[string]explained{}, kick: make(chan struct{}, 1),
+		changes: map[string]explained{}, reported: map[string]string{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
 	}
 	var err error
 	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {
@@ -256,14 +263,11 @@ func (r *Repo) head() (*object.Commit, error) {
 
 // fileAt returns the blob at path in commit c.
 func (r *Repo) fileAt(c *object.Commit, path string) ([]byte, plumbing.Hash, error) {
-	tree, err := object.GetTree(r.store, c.TreeHash)
-	if err != nil {
-		return nil, plumbing.ZeroHash, fmt.Errorf("tree of %s: %w", c.Hash, err)
-	}
-	entry, err := tree.FindEntry(path)
+	hash, err := r.entryAt(c.TreeHash, path)
 	if err != nil {
 		return nil, plumbing.ZeroHash, fmt.Errorf("%s at %.12s: %w", path, c.Hash, err)
 	}
+	entry := object.TreeEntry{Hash: hash}
 	blob, err := object.GetBlob(r.store, entry.Hash)
 	if err != nil {
 		return nil, plumbing.ZeroHash, fmt.Errorf("%s at %.12s: %w", path, c.Hash, err)
@@ -279,15 +283,51 @@ func (r *Repo) fileAt(c *object.Commit, path string) ([]byte, plumbing.Hash, err
 
 // blobAt returns the hash of the blob at path in c, or the zero hash when there is none.
 func (r *Repo) blobAt(c *object.Commit, path string) plumbing.Hash {
-	tree, err := object.GetTree(r.store, c.TreeHash)
+	h, err := r.entryAt(c.TreeHash, path)
 	if err != nil {
 		return plumbing.ZeroHash
 	}
-	entry, err := tree.FindEntry(path)
-	if err != nil {
-		return plumbing.ZeroHash
+	return h
+}
+
+// maxCachedTrees bounds the decoded-tree cache; it is emptied when full.
+const maxCachedTrees = 8192
+
+// entryAt returns the hash of the entry at path below the tree root. Decoded trees are
+// cached by hash (trees never change), so that reading one file of each of many rollouts at
+// one head decodes each directory once instead of once per rollout.
+func (r *Repo) entryAt(root plumbing.Hash, path string) (plumbing.Hash, error) {
+	r.treesMu.Lock()
+	defer r.treesMu.Unlock()
+	h := root
+	for part := range strings.SplitSeq(path, "/") {
+		tree, err := r.tree(h)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		e, err := tree.FindEntry(part)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		h = e.Hash
 	}
-	return entry.Hash
+	return h, nil
+}
+
+// tree returns the decoded tree h; the caller holds treesMu.
+func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
+	if t, ok := r.trees[h]; ok {
+		return t, nil
+	}
+	t, err := object.GetTree(r.store, h)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.trees) >= maxCachedTrees {
+		clear(r.trees)
+	}
+	r.trees[h] = t
+	return t, nil
 }
 
 // parent returns c's first parent, or nil at a root or a shallow boundary.

@@ -27,6 +27,7 @@ type baseline struct {
 // explained caches the change that explains the weights at a head.
 type explained struct {
 	head   plumbing.Hash
+	blob   plumbing.Hash // the manifest's blob at head
 	change rollout.GitChange
 }
 
@@ -36,29 +37,17 @@ func ackRef(name string) plumbing.ReferenceName {
 	return plumbing.ReferenceName("refs/canaryd/ack/" + name)
 }
 
-// reportedRef is the local ref marking the commit of the last external change reported
-// for a rollout, so that it is reported once, also across restarts.
-func reportedRef(name string) plumbing.ReferenceName {
-	return plumbing.ReferenceName("refs/canaryd/reported/" + name)
-}
-
 // acknowledge records that the external change ch, which set the weights at head, was
-// reported: SetWeights starts from head afterwards, and Sync does not report ch again.
+// reported: SetWeights starts from head afterwards (kept in the cache across restarts), and
+// Sync does not report ch again while the process lives.
 func (r *Repo) acknowledge(name string, head plumbing.Hash, ch rollout.GitChange) {
-	for ref, h := range map[plumbing.ReferenceName]plumbing.Hash{
-		ackRef(name): head, reportedRef(name): plumbing.NewHash(ch.Commit),
-	} {
-		if err := r.store.SetReference(plumbing.NewHashReference(ref, h)); err != nil {
-			r.log.Warn("record a reported change", "rollout", name, "commit", h.String(), "err", err)
-		}
+	if err := r.store.SetReference(plumbing.NewHashReference(ackRef(name), head)); err != nil {
+		r.log.Warn("record a reported change", "rollout", name, "commit", head.String(), "err", err)
 	}
 	r.base[name] = baseline{commit: head, weights: ch.Weights, found: true}
-}
-
-// reported reports whether the external change ch was reported already.
-func (r *Repo) reported(name string, ch rollout.GitChange) bool {
-	ref, err := r.store.Reference(reportedRef(name))
-	return err == nil && ref.Hash().String() == ch.Commit
+	r.reported[name] = ch.Commit
+	r.log.Info("weights changed in git", "rollout", name, "commit", ch.Commit, "weight", ch.Weights.String(),
+		"author", ch.Author, "cause", string(ch.Cause), "reverts", ch.Reverts)
 }
 
 // lastWritten walks back from head to the newest commit canaryd made for doc (or the last
@@ -124,14 +113,22 @@ func (r *Repo) explain(doc *rollout.Document, head *object.Commit) (rollout.GitC
 	if havePrev && prev.head == head.Hash {
 		return prev.change, nil
 	}
+	blob := r.blobAt(head, file)
+	if havePrev && blob == prev.blob && blob != plumbing.ZeroHash {
+		// The manifest is byte for byte what it was at the last head explained: other
+		// files moved the head. Nothing to walk (with many rollouts in one repo, a walk
+		// per rollout per fetch would cost rollouts × commits).
+		r.changes[name] = explained{head: head.Hash, blob: blob, change: prev.change}
+		return prev.change, nil
+	}
 	w, err := r.weightsAt(doc, head)
 	if err != nil {
 		return rollout.GitChange{}, fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
 	}
-	c, blob := head, r.blobAt(head, file)
+	c := head
 	for n := 0; n < r.cfg.MaxWalk; n++ {
 		if havePrev && c.Hash == prev.head && prev.change.Weights == w {
-			r.changes[name] = explained{head: head.Hash, change: prev.change}
+			r.changes[name] = explained{head: head.Hash, blob: r.blobAt(head, file), change: prev.change}
 			return prev.change, nil
 		}
 		p := r.parent(c)
@@ -147,7 +144,7 @@ func (r *Repo) explain(doc *rollout.Document, head *object.Commit) (rollout.GitC
 		c, blob = p, pBlob
 	}
 	ch := r.classify(doc, c, w)
-	r.changes[name] = explained{head: head.Hash, change: ch}
+	r.changes[name] = explained{head: head.Hash, blob: r.blobAt(head, file), change: ch}
 	return ch, nil
 }
 
@@ -223,11 +220,11 @@ func (r *Repo) Manage(docs ...*rollout.Document) {
 // the new head and the commit that set them: canaryd's own commit (by its trailers), a
 // revert of one of canaryd's commits ("This reverts commit <sha>", or a manifest equal to
 // an earlier step), or a hand edit. canaryd's own changes are returned on every call. A
-// change that is not canaryd's is returned once (not again by a later Sync, nor when
-// SetWeights already reported it as an *rollout.ExternalChangeError; remembered in the
-// cache across restarts) and is accepted: SetWeights starts from it afterwards. So the
-// caller must hand every result to the controller. A rollout whose manifest cannot be read
-// is left out and its error joined into the returned error.
+// change that is not canaryd's is returned once per process (not again by a later Sync,
+// nor after SetWeights reported it as an *rollout.ExternalChangeError; a restarted process
+// reports the newest one once more) and is accepted: SetWeights starts from it afterwards.
+// So the caller must hand every result to the controller. A rollout whose manifest cannot
+// be read is left out and its error joined into the returned error.
 func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -252,7 +249,7 @@ func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
 			continue
 		}
 		if !ch.Own() {
-			if r.reported(n, ch) {
+			if r.reported[n] == ch.Commit {
 				continue
 			}
 			r.acknowledge(n, head.Hash, ch)
