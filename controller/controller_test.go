@@ -75,6 +75,16 @@ func (h *harness) expect(when string, phase rollout.Phase, canary int) {
 
 func pass(time.Time) rollout.Result { return rollout.Pass }
 
+// failFrom passes every check before hhmmss and fails every check from then on.
+func failFrom(hhmmss string) func(time.Time) rollout.Result {
+	return func(now time.Time) rollout.Result {
+		if now.Before(at(hhmmss)) {
+			return rollout.Pass
+		}
+		return rollout.Fail
+	}
+}
+
 func TestLoopStepsOnTicksAfterBake(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, at("09:03:00"), pass)
@@ -102,12 +112,7 @@ func TestLoopStepsOnTicksAfterBake(t *testing.T) {
 
 func TestLoopRollsBackAtOnceAfterFailureLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, at("09:03:00"), func(now time.Time) rollout.Result {
-			if now.Before(at("09:11:30")) {
-				return rollout.Pass
-			}
-			return rollout.Fail
-		})
+		h := newHarness(t, at("09:03:00"), failFrom("09:11:30"))
 		defer h.stop()
 		h.expect("09:10:00", rollout.Progressing, 40)
 		h.expect("09:11:59", rollout.Progressing, 40) // one failure: below the limit
@@ -208,12 +213,7 @@ func TestLoopOperatorActionsAndGitWins(t *testing.T) {
 
 func TestLoopRetriesRollbackUntilCommitted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, at("09:03:00"), func(now time.Time) rollout.Result {
-			if now.Before(at("09:11:30")) {
-				return rollout.Pass
-			}
-			return rollout.Fail
-		})
+		h := newHarness(t, at("09:03:00"), failFrom("09:11:30"))
 		defer h.stop()
 		h.expect("09:10:00", rollout.Progressing, 40)
 		h.repo.mu.Lock()
