@@ -243,11 +243,15 @@ func TestRevertIsReported(t *testing.T) {
 	if again, err := r.Sync(ctxT(t)); err != nil || len(again) != 0 {
 		t.Errorf("a second Sync reported %+v, %v; want the revert reported once", again, err)
 	}
-	// A restarted canaryd with the same cache does not report it again either.
+	// A restarted canaryd reports the newest external change once more, in case the
+	// controller had not recorded it before the restart.
 	restarted := openRepo(t, rem.url, func(cfg *Config) { cfg.Dir = r.cfg.Dir })
 	restarted.Manage(doc)
+	if again, err := restarted.Sync(ctxT(t)); err != nil || len(again) != 1 || again[0].Commit != revert {
+		t.Errorf("Sync after a restart reported %+v, %v; want the revert once more", again, err)
+	}
 	if again, err := restarted.Sync(ctxT(t)); err != nil || len(again) != 0 {
-		t.Errorf("Sync after a restart reported %+v, %v; want nothing new", again, err)
+		t.Errorf("a second Sync after a restart reported %+v, %v; want nothing new", again, err)
 	}
 	// Sync reported the revert, so canaryd's next write starts from it.
 	third := step(t, r, doc, 3)
