@@ -301,8 +301,8 @@ func (d *decision) git(ch rollout.GitChange) {
 		}
 		return
 	}
-	if ch.Weights == d.st.Weights {
-		return // a commit that left the weights as they were
+	if ch.Weights == d.st.Weights || (ch.Commit != "" && ch.Commit == d.st.Commit) {
+		return // a commit that left the weights as they were, or one already followed
 	}
 	d.st.Phase = rollout.Overridden
 	d.st.Pending = nil
