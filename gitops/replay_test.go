@@ -271,3 +271,29 @@ func openFiles(t *testing.T) int {
 	}
 	return len(fds)
 }
+
+// TestRevertBeforeAnySyncSawTheStep has the manifest change and change back (canaryd's step,
+// then a person's revert) between two Syncs: the manifest is byte for byte what the last
+// Sync saw, yet the revert must be reported.
+func TestRevertBeforeAnySyncSawTheStep(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, sampleFiles(t))
+	r := openRepo(t, rem.url, nil)
+	doc := parseDoc(t, strings.Replace(sampleSpec, "[20, 60, 100]", "[0, 40, 100]", 1))
+	r.Manage(doc)
+	if _, err := r.Sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(40)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := personClone(t, rem.url)
+	gitRun(t, work, "revert", "--no-edit", s2)
+	gitRun(t, work, "push", "-q", "origin", "main")
+	revert := gitRun(t, work, "rev-parse", "HEAD")
+	chs, err := r.Sync(ctxT(t))
+	if err != nil || len(chs) != 1 || chs[0].Commit != revert || chs[0].Cause != rollout.CauseRevert || chs[0].Reverts != s2 {
+		t.Errorf("Sync = %+v, %v; want the revert %s of %s", chs, err, revert, s2)
+	}
+}

@@ -114,10 +114,10 @@ func (r *Repo) explain(doc *rollout.Document, head *object.Commit) (rollout.GitC
 		return prev.change, nil
 	}
 	blob := r.blobAt(head, file)
-	if havePrev && blob == prev.blob && blob != plumbing.ZeroHash {
-		// The manifest is byte for byte what it was at the last head explained: other
-		// files moved the head. Nothing to walk (with many rollouts in one repo, a walk
-		// per rollout per fetch would cost rollouts × commits).
+	if havePrev && blob == prev.blob && blob != plumbing.ZeroHash && r.sameBlobSince(head, prev.head, file, blob) {
+		// No commit since the last head explained touched the manifest: other files moved
+		// the head. Nothing to parse (with many rollouts in one repo, parsing every
+		// manifest on every fetch would cost rollouts × fetches).
 		r.changes[name] = explained{head: head.Hash, blob: blob, change: prev.change}
 		return prev.change, nil
 	}
@@ -146,6 +146,23 @@ func (r *Repo) explain(doc *rollout.Document, head *object.Commit) (rollout.GitC
 	ch := r.classify(doc, c, w)
 	r.changes[name] = explained{head: head.Hash, blob: r.blobAt(head, file), change: ch}
 	return ch, nil
+}
+
+// sameBlobSince reports whether every commit on the first-parent path from head back to
+// stop holds blob at file. A manifest changed and changed back (a revert of the step before)
+// is byte for byte the same at both ends, yet its weights changed twice in between.
+func (r *Repo) sameBlobSince(head *object.Commit, stop plumbing.Hash, file string, blob plumbing.Hash) bool {
+	c := head
+	for n := 0; c != nil && n < r.cfg.MaxWalk; n++ {
+		if c.Hash == stop {
+			return true
+		}
+		if r.blobAt(c, file) != blob {
+			return false
+		}
+		c = r.parent(c)
+	}
+	return false
 }
 
 var revertRe = regexp.MustCompile(`This reverts commit ([0-9a-f]{7,40})`)
