@@ -341,7 +341,7 @@ func (d *decision) applied(a Applied) {
 	case rollout.Abort:
 		kind = rollout.EventAborted
 	case rollout.Follow:
-		d.st.Message = fmt.Sprintf("following Git at %s; resume to continue", p.Weights)
+		d.st.Message = fmt.Sprintf("Git wins: following %s set by %s in %.12s; resume to continue", p.Weights, p.Actor, p.Commit)
 	}
 	d.event(kind, func(ev *rollout.Event) { ev.Actor, ev.Reason = p.Actor, p.Reason })
 	if (p.Kind == rollout.Forward || p.Kind == rollout.Promote) && p.Step == d.last() {

@@ -25,21 +25,28 @@ type Config struct {
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
 type GitConfig struct {
-	URL      string `yaml:"url"`
-	Branch   string `yaml:"branch"`
-	Rollouts string `yaml:"rollouts"`
-	Author   struct {
-		Name  string `yaml:"name"`
-		Email string `yaml:"email"`
-	} `yaml:"author"`
+	URL          string           `yaml:"url"`
+	Branch       string           `yaml:"branch"`
+	Rollouts     string           `yaml:"rollouts"`
+	Author       Person           `yaml:"author"`
+	Committer    Person           `yaml:"committer"`
 	PollInterval rollout.Duration `yaml:"pollInterval"`
 	Auth         struct {
-		SSHKeyFile     string `yaml:"sshKeyFile"`
-		KnownHostsFile string `yaml:"knownHostsFile"`
-		TokenFile      string `yaml:"tokenFile"`
-		Username       string `yaml:"username"`
+		SSHKeyFile           string `yaml:"sshKeyFile"`
+		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
+		KnownHostsFile       string `yaml:"knownHostsFile"`
+		TokenFile            string `yaml:"tokenFile"`
+		PasswordFile         string `yaml:"passwordFile"`
+		Username             string `yaml:"username"`
+		CABundleFile         string `yaml:"caBundleFile"`
 	} `yaml:"auth"`
 	SigningKeyFile string `yaml:"signingKeyFile"`
+}
+
+// Person is a commit's author or committer.
+type Person struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
 }
 
 // KubeConfig says whether and how canaryd talks to the cluster.

@@ -197,8 +197,12 @@ func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
 	a := cfg.Git.Auth
 	return gitops.Config{
 		URL: cfg.Git.URL, Branch: cfg.Git.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
-		Auth:           gitops.Auth{TokenFile: a.TokenFile, Username: a.Username, SSHKeyFile: a.SSHKeyFile, KnownHostsFile: a.KnownHostsFile},
+		Auth: gitops.Auth{
+			TokenFile: a.TokenFile, PasswordFile: a.PasswordFile, Username: a.Username, CABundleFile: a.CABundleFile,
+			SSHKeyFile: a.SSHKeyFile, SSHKeyPassphraseFile: a.SSHKeyPassphraseFile, KnownHostsFile: a.KnownHostsFile,
+		},
 		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
+		Committer:      gitops.Signature{Name: cfg.Git.Committer.Name, Email: cfg.Git.Committer.Email},
 		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log,
 	}
 }

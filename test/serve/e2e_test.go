@@ -73,9 +73,11 @@ func TestServeRollsBackFailingCanary(t *testing.T) {
 	if r.Phase != rollout.RolledBack {
 		t.Fatalf("a canary failing 30%% of calls ended %s", r.Phase)
 	}
-	if got := w.checkAgree("after the rollback"); got != rollout.CanaryAt(0) {
-		t.Errorf("weights after the rollback %s, want 100/0", got)
-	}
+	// The phase is RolledBack from the decision on; the move lands a moment later.
+	w.eventually(30*time.Second, "canary 0 in Git and the cluster", func() (bool, string) {
+		g, c := w.gitWeights(), w.clusterWeights()
+		return g == rollout.CanaryAt(0) && c == g, "Git " + g.String() + ", cluster " + c.String()
+	})
 	newest := w.canarydCommits()[0]
 	if !strings.Contains(newest, "Rollout-Reason: ") {
 		t.Errorf("the rollback commit has no reason:\n%s", newest)
