@@ -10,8 +10,13 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// callTimeout bounds each call to Git, the cluster or the gates.
-const callTimeout = time.Minute
+// callTimeout bounds each call to the cluster or the gates; commitTimeout bounds a commit
+// and its push, which also waits its turn behind the other rollouts' pushes to the same
+// repository (hundreds of rollouts starting at once queue there).
+const (
+	callTimeout   = time.Minute
+	commitTimeout = 10 * time.Minute
+)
 
 type request struct {
 	in   Input
@@ -237,8 +242,6 @@ func (w *worker) perform(ctx context.Context) error {
 // commit first (Git leads), backward moves apply first (safety leads) and are re-applied on
 // every retry until their commit is pushed.
 func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
 	switch {
 	case m.Kind == rollout.Follow:
 		return m.Commit, w.apply(ctx, m)
@@ -264,6 +267,8 @@ func (w *worker) preflight(ctx context.Context, m rollout.Move) error {
 	if !ok || w.st.Weights.Canary > 0 || m.Weights.Canary == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	if err := p.Preflight(ctx, w.doc); err != nil {
 		return fmt.Errorf("preflight before the first traffic step: %w", err)
 	}
@@ -278,6 +283,8 @@ func (w *worker) commit(ctx context.Context, m rollout.Move) (string, error) {
 	if m.Step >= 0 {
 		step = m.Step + 1
 	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
 	sha, err := w.c.opts.Repo.SetWeights(ctx, w.doc, rollout.Commit{
 		Kind: m.Kind, Run: m.Run, Step: step, Steps: len(w.doc.Spec.Steps),
 		Weights: m.Weights, Reason: m.Reason, Actor: m.Actor,
@@ -293,6 +300,8 @@ func (w *worker) apply(ctx context.Context, m rollout.Move) error {
 	if w.c.opts.Router == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	if err := w.c.opts.Router.SetWeights(ctx, w.doc, m.Weights); err != nil {
 		return fmt.Errorf("apply %s: %w", m.Weights, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/canarydio/canaryd/analysis"
 	"github.com/canarydio/canaryd/controller"
@@ -99,6 +100,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	var kube *rest.Config
 	if k := cfg.Kubernetes; k != nil {
+		klog.SetSlogLogger(log.With("component", "client-go")) // leader election and client-go log here
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
