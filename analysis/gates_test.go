@@ -1,8 +1,6 @@
 package analysis
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,9 +10,8 @@ import (
 
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/sandbox/greeter"
+	"github.com/canarydio/canaryd/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 const specYAML = `apiVersion: canaryd.io/v1alpha1
 kind: Rollout
@@ -112,19 +109,7 @@ func TestRenderGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.WriteString("# grpc-request-rate, window 90s\n" + q + "\n")
-	golden := filepath.Join("testdata", "queries.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestRenderGolden -update)", err)
-	}
-	if d := cmp.Diff(string(want), b.String()); d != "" {
-		t.Errorf("rendered queries (-golden +got):\n%s", d)
-	}
+	golden.Check(t, filepath.Join("testdata", "queries.golden"), []byte(b.String()))
 }
 
 func TestVars(t *testing.T) {

@@ -19,10 +19,10 @@ import (
 	"testing"
 
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/test/golden"
 )
 
 func TestRedact(t *testing.T) {
@@ -186,19 +186,7 @@ func TestMessageGolden(t *testing.T) {
 			t.Errorf("trailers of %q = %v", msg, tr)
 		}
 	}
-	golden := filepath.Join("testdata", "messages.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if diff := cmp.Diff(string(want), b.String()); diff != "" {
-		t.Errorf("messages differ from %s (-want +got):\n%s", golden, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", "messages.golden"), []byte(b.String()))
 	if _, own := ownedBy("Revert \"grpc-helloworld-py: step 2/3\"\n\nThis reverts commit abc.\n", doc.Name()); own {
 		t.Error("a revert's message counts as canaryd's")
 	}

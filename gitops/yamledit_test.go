@@ -3,7 +3,6 @@ package gitops
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,9 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // seedRef is the route of the sample system's VirtualService.
 var seedRef = VSRef{Namespace: "default", Name: "grpc-vs", Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
@@ -70,19 +68,7 @@ func TestSetWeightsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SetWeights: %v", err)
 			}
-			golden := filepath.Join("testdata", "edit", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if diff := cmp.Diff(string(want), string(out)); diff != "" {
-				t.Errorf("output differs from %s (-want +got):\n%s", golden, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", "edit", tt.name+".golden"), out)
 			if !onlyWeightsDiffer(in, out) {
 				t.Errorf("more than weight values changed:\n%s", cmp.Diff(string(in), string(out)))
 			}

@@ -2,15 +2,12 @@ package istio_test
 
 import (
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -20,13 +17,12 @@ import (
 
 	"github.com/canarydio/canaryd/istio"
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/test/golden"
 	"github.com/canarydio/canaryd/test/kubetest"
 )
 
 // canarydSA is the user the API server sees for canaryd's ServiceAccount.
 const canarydSA = "system:serviceaccount:canaryd:canaryd"
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
 
 // renderCanarydYAML renders deploy/canaryd with kustomize's Go API, as
 // `kubectl apply -k deploy/canaryd` would.
@@ -48,19 +44,7 @@ func renderCanarydYAML(t testing.TB) []byte {
 // to the manifests shows up in review (go test -run Rendered -update).
 func TestDeployCanarydRendered(t *testing.T) {
 	got := renderCanarydYAML(t)
-	golden := filepath.Join("testdata", "canaryd.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("deploy/canaryd renders differently (-golden +now; -update to accept):\n%s", d)
-	}
+	golden.Check(t, filepath.Join("testdata", "canaryd.golden.yaml"), got)
 }
 
 // renderCanaryd is deploy/canaryd's objects.

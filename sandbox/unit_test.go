@@ -2,9 +2,6 @@ package sandbox
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,29 +13,8 @@ import (
 	"github.com/canarydio/canaryd/sandbox/gateway"
 	"github.com/canarydio/canaryd/sandbox/traffic"
 	"github.com/canarydio/canaryd/server"
+	"github.com/canarydio/canaryd/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("%s (-want +got):\n%s", path, d)
-	}
-}
 
 func TestParseLog(t *testing.T) {
 	out := "aaaa\x1fcanaryd <canaryd@example.com>\x1f2026-11-27T17:40:15+00:00\x1fgrpc-helloworld-py: step 2/3\x1f" +
@@ -252,7 +228,7 @@ func TestRenderGolden(t *testing.T) {
 		b.WriteString(l + "\n")
 	}
 	b.WriteString("---\n" + Line(o) + "\n")
-	golden(t, "view.golden", b.Bytes())
+	golden.Check(t, "testdata/view.golden", b.Bytes())
 }
 
 func TestSummaryGolden(t *testing.T) {
@@ -276,5 +252,5 @@ func TestSummaryGolden(t *testing.T) {
 	}
 	var b bytes.Buffer
 	r.WriteSummary(&b, "/tmp/demo/remote.git")
-	golden(t, "summary.golden", b.Bytes())
+	golden.Check(t, "testdata/summary.golden", b.Bytes())
 }

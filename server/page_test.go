@@ -1,9 +1,7 @@
 package server
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,30 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
-}
 
 func TestPagesGolden(t *testing.T) {
 	url := newTestServer(t, sampleSource(), "", nil)
@@ -49,7 +25,7 @@ func TestPagesGolden(t *testing.T) {
 			if status != 200 {
 				t.Fatalf("%s: %d\n%s", tc.path, status, body)
 			}
-			golden(t, tc.file, body)
+			golden.Check(t, filepath.Join("testdata", tc.file), body)
 		})
 	}
 }
