@@ -36,7 +36,7 @@ test-short:
 BENCH ?= .
 bench: deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m $(PKGS) | tee bench.out | \
-		grep -E '^(Benchmark|ok|FAIL|pkg:)'
+		grep --line-buffered -E '^(Benchmark|ok|FAIL|pkg:)'
 
 # fuzz runs each fuzzer briefly; FUZZTIME sets how long.
 FUZZTIME ?= 20s
