@@ -31,6 +31,9 @@ type daemon struct {
 	ctrl    *controller.Controller
 	cat     catalog
 	fetched atomic.Bool
+	// specsHead is the commit the specs were last read at; only the Git watch's goroutine
+	// (and serve before it starts) reads specs.
+	specsHead string
 	metrics daemonMetrics
 }
 
@@ -46,6 +49,9 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read specs %q at the head: %w", d.cfg.Git.Rollouts, err)
 	}
+	if head == d.specsHead {
+		return nil // the head has not moved since the specs were last read
+	}
 	entries := parseSpecs(files)
 	for _, e := range entries {
 		if len(e.problems) > 0 {
@@ -60,6 +66,7 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	}
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
+	d.specsHead = head
 	return nil
 }
 

@@ -28,7 +28,7 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 	if doc := e.doc; doc != nil {
 		r.Steps, r.Stable, r.Canary = len(doc.Spec.Steps), doc.Spec.Stable, doc.Spec.Canary
 		if r.Phase == rollout.Progressing || r.Phase == rollout.Idle {
-			r.NextTick = doc.Schedule().Next(time.Now())
+			r.NextTick = e.sched.Next(time.Now())
 		}
 	}
 	if len(e.problems) > 0 {

@@ -13,6 +13,7 @@ import (
 type entry struct {
 	name     string
 	doc      *rollout.Document
+	sched    rollout.Schedule // doc's schedule, parsed once
 	problems rollout.Problems
 	source   string // the document's file and its bytes, to tell a changed spec from a re-read one
 }
@@ -42,7 +43,7 @@ func parseSpecs(files map[string][]byte) map[string]*entry {
 				e.name = strings.TrimSuffix(path.Base(file), path.Ext(file))
 			}
 			if len(e.problems) == 0 {
-				e.doc = doc
+				e.doc, e.sched = doc, doc.Schedule()
 			}
 			if _, dup := out[e.name]; dup {
 				e.doc = nil
