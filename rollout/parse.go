@@ -7,7 +7,6 @@ import (
 	"io"
 	"reflect"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -305,10 +304,7 @@ func Parse(file string, data []byte) ([]*Document, error) {
 		problems = append(problems, Problem{File: file, Line: 1, Col: 1, Msg: "no Rollout document"})
 	}
 	problems = append(problems, duplicateNames(docs)...)
-	sort.SliceStable(problems, func(i, j int) bool {
-		a, b := problems[i], problems[j]
-		return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
-	})
+	problems.sort()
 	return docs, problems.Err()
 }
 
@@ -319,6 +315,7 @@ func decodeDocument(file string, index int, root *yaml.Node) (*Document, Problem
 	applyDefaults(doc)
 	validate(d, doc)
 	doc.positions = d.at
+	d.problems.sort()
 	doc.Problems = d.problems
 	return doc, d.problems
 }
