@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ const limit = 3 * time.Minute
 
 func TestDemoSuccess(t *testing.T) {
 	d := startDemo(t, "--scenario", "success", "--until-done")
+	seedCommandAnswers(t, d)
 	split := measureSplitAt40(t, d)
 	if err := d.wait(t, limit); err != nil {
 		t.Fatalf("canaryd demo --scenario success: %v", err)
@@ -164,5 +166,35 @@ func TestDemoRevert(t *testing.T) {
 	}
 	if w := weightsAt(t, d.remote(), "main"); w != rollout.CanaryAt(0) {
 		t.Errorf("rules.yaml at the end: %s, want 100/0", w)
+	}
+}
+
+var seedReply = regexp.MustCompile(`(?s)^\{\s*"message": "Hello, Jack! I'm from grpc-helloworld-py-v[12]-[0-9a-z-]+!"\s*\}\s*$`)
+
+// seedCommandAnswers runs the seed tutorial's own command, the grpcurl CLI, through the
+// demo's gateway, and checks it answers as the seed's pods do.
+func seedCommandAnswers(t *testing.T, d *demo) {
+	t.Helper()
+	grpcurl, err := exec.LookPath("grpcurl")
+	if err != nil {
+		t.Fatalf("the grpcurl CLI is not installed (run test/deps/grpcurl.sh): %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command(grpcurl, "-d", `{"name":"Jack"}`, "-plaintext", d.gateway, "helloworld.Greeter/SayHello").CombinedOutput()
+		if err == nil {
+			if !seedReply.Match(out) {
+				t.Errorf("grpcurl through the gateway printed %q, want Hello, Jack! I'm from grpc-helloworld-py-v1-…!", out)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grpcurl through the gateway: %v\n%s", err, out)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-t.Context().Done():
+			return
+		}
 	}
 }
