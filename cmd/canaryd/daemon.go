@@ -34,7 +34,7 @@ type daemon struct {
 	// specsHead is the commit the specs were last read at; only the Git watch's goroutine
 	// (and serve before it starts) reads specs.
 	specsHead string
-	metrics daemonMetrics
+	metrics   daemonMetrics
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.
