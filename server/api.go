@@ -38,7 +38,16 @@ const (
 // RolloutList is the body of GET /api/v1/rollouts.
 type RolloutList struct {
 	Rollouts []Rollout `json:"rollouts"`
+	// Actions is "enabled" when operator actions are accepted (with the bearer token), or
+	// "disabled" when no API token is configured and every action is refused.
+	Actions string `json:"actions"`
 }
+
+// Values of RolloutList.Actions.
+const (
+	ActionsEnabled  = "enabled"
+	ActionsDisabled = "disabled"
+)
 
 // HistoryPage is the body of GET /api/v1/rollouts/{name}/history: events newest first.
 // Next, when not zero, is the before= value of the following (older) page.
@@ -67,6 +76,14 @@ type APIError struct {
 	Error string `json:"error"`
 }
 
+// actions says whether operator actions are accepted.
+func (s *Server) actions() string {
+	if len(s.token) == 0 {
+		return ActionsDisabled
+	}
+	return ActionsEnabled
+}
+
 // listRollouts answers GET /api/v1/rollouts. The encoded list is shared for up to
 // Options.ListCacheTTL, so that many pollers cost one read of the Source and one encoding;
 // an action through this server drops it.
@@ -82,7 +99,7 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
 		if rs == nil {
 			rs = []Rollout{}
 		}
-		return newEncodedList(rs)
+		return newEncodedList(RolloutList{Rollouts: rs, Actions: s.actions()})
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -106,8 +123,8 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
 // their last verdicts are about a megabyte, which compresses tenfold.
 type encodedList struct{ plain, gzip []byte }
 
-func newEncodedList(rs []Rollout) (*encodedList, error) {
-	plain, err := json.Marshal(RolloutList{Rollouts: rs})
+func newEncodedList(l RolloutList) (*encodedList, error) {
+	plain, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -91,7 +92,7 @@ func loadConfig(path string) (*Config, error) {
 			bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
 		}
 		if k.LeaderElection.Namespace == "" {
-			k.LeaderElection.Namespace = "canaryd"
+			k.LeaderElection.Namespace = leaseNamespace()
 		}
 		if k.LeaderElection.Name == "" {
 			k.LeaderElection.Name = "canaryd"
@@ -101,4 +102,13 @@ func loadConfig(path string) (*Config, error) {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
 	return cfg, ps.Err()
+}
+
+// leaseNamespace is where the Lease lives when the config names no namespace: the pod's own
+// ($POD_NAMESPACE, which deploy/canaryd sets from the downward API), else "canaryd".
+func leaseNamespace() string {
+	if ns := strings.TrimSpace(os.Getenv("POD_NAMESPACE")); ns != "" {
+		return ns
+	}
+	return "canaryd"
 }

@@ -86,6 +86,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	anonymousIfEmpty(cfg, log)
 	repo, err := gitops.Open(ctx, gitConfig(cfg, log))
 	if err != nil {
 		return err
@@ -116,6 +117,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	token, err := readToken(cfg.API.TokenFile)
 	if err != nil {
 		return err
+	}
+	if len(token) == 0 {
+		log.Warn("operator actions disabled: no api token", "tokenFile", cfg.API.TokenFile)
 	}
 	if err := d.loadSpecs(ctx); err != nil {
 		return err
@@ -227,7 +231,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// readToken reads the API token; no file means operator actions are refused.
+// readToken reads the API token. No file configured, or an empty one (as deploy/canaryd
+// ships its Secret), returns nil: operator actions are then refused. A file that is
+// configured but cannot be read is an error.
 func readToken(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
@@ -238,9 +244,23 @@ func readToken(path string) ([]byte, error) {
 	}
 	tok := strings.TrimSpace(string(data))
 	if tok == "" {
-		return nil, fmt.Errorf("api token file %s is empty", path)
+		return nil, nil
 	}
 	return []byte(tok), nil
+}
+
+// anonymousIfEmpty drops git.auth.tokenFile when the file holds nothing (an empty Secret):
+// the repo is then read anonymously, and pushes fail until a token is set. A missing file
+// is left for the Git adapter to report.
+func anonymousIfEmpty(cfg *Config, log *slog.Logger) {
+	path := cfg.Git.Auth.TokenFile
+	if path == "" {
+		return
+	}
+	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) == "" {
+		log.Warn("git token file is empty: reading the repo anonymously", "tokenFile", path)
+		cfg.Git.Auth.TokenFile = ""
+	}
 }
 
 // stepHooks times each step from its intent to its recorded result, then calls next.

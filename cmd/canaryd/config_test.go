@@ -1,0 +1,57 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestLeaseNamespaceFollowsPod: a config that names no lease namespace takes the pod's
+// ($POD_NAMESPACE), so an overlay that moves canaryd keeps leader election working.
+func TestLeaseNamespaceFollowsPod(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "canaryd.yaml")
+	body := "git: {url: file:///tmp/x, rollouts: \"rollouts/*.yaml\"}\nkubernetes: {mode: apply, leaderElection: {enabled: true}}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ env, want string }{{"team-x", "team-x"}, {"", "canaryd"}} {
+		t.Setenv("POD_NAMESPACE", tc.env)
+		cfg, err := loadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Kubernetes.LeaderElection.Namespace; got != tc.want {
+			t.Errorf("POD_NAMESPACE=%q: lease namespace %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestEmptyTokensDisable: an empty API token file disables actions rather than failing
+// serve; an empty Git token file means anonymous; a missing file is still an error.
+func TestEmptyTokensDisable(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := readToken(empty); err != nil || tok != nil {
+		t.Errorf("readToken(empty file) = %q, %v; want nil, nil", tok, err)
+	}
+	if _, err := readToken(filepath.Join(dir, "missing")); err == nil {
+		t.Error("readToken(missing file) = nil error")
+	}
+	cfg := &Config{}
+	cfg.Git.Auth.TokenFile = empty
+	anonymousIfEmpty(cfg, discardLogger())
+	if cfg.Git.Auth.TokenFile != "" {
+		t.Errorf("an empty git token file stays configured: %q", cfg.Git.Auth.TokenFile)
+	}
+	cfg.Git.Auth.TokenFile = filepath.Join(dir, "missing")
+	anonymousIfEmpty(cfg, discardLogger())
+	if cfg.Git.Auth.TokenFile == "" {
+		t.Error("a missing git token file was dropped; the Git adapter should report it")
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
