@@ -67,6 +67,7 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head
+	d.publishRollouts()
 	return nil
 }
 
@@ -154,6 +155,7 @@ func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err er
 		if err := d.ctrl.Observe(ctx, ch); err != nil && !errors.Is(err, controller.ErrNotFound) && ctx.Err() == nil {
 			d.log.Warn("observe git change", "rollout", ch.Rollout, "commit", ch.Commit, "err", err)
 			d.reconcileError()
+			d.rolloutError(ch.Rollout)
 		}
 	}
 	if err := d.loadSpecs(ctx); err != nil {

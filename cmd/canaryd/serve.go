@@ -86,6 +86,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	metrics.SetBuild(buildVersion())
 	anonymousIfEmpty(cfg, log)
 	repo, err := gitops.Open(ctx, gitConfig(cfg, log))
 	if err != nil {
@@ -128,7 +129,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
-	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
+	g.Go(func() error { return act(ctx, cfg, kube, d, metrics, log) })
 	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -139,8 +140,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 // act runs what only the leader may do: the controller and the Git watch. With leader
 // election on, it runs them only while this replica holds the lease.
-func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, log *slog.Logger) error {
+func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *server.Metrics, log *slog.Logger) error {
 	run := func(ctx context.Context) error {
+		m.SetLeader(true)
+		defer m.SetLeader(false)
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return d.ctrl.Run(ctx) })
 		g.Go(func() error {

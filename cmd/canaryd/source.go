@@ -104,11 +104,13 @@ type observedStore struct {
 
 func (o observedStore) Save(st rollout.State, evs ...rollout.Event) error {
 	if err := o.DB.Save(st, evs...); err != nil {
+		o.m.RolloutError(st.Rollout)
 		return err
 	}
 	if e, ok := o.d.cat.get(st.Rollout); ok {
 		o.m.SetRollout(source{o.d}.view(e, st, true))
 	}
+	o.m.ObserveEvents(evs)
 	return nil
 }
 
@@ -130,6 +132,9 @@ func (t timedRepo) SetWeights(ctx context.Context, doc *rollout.Document, c roll
 	sha, err := t.Repo.SetWeights(ctx, doc, c)
 	if err == nil {
 		t.m.ObservePush(time.Since(start), 0)
+	} else if ctx.Err() == nil {
+		t.m.PushFailed()
+		t.m.RolloutError(doc.Name())
 	}
 	return sha, err
 }
