@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -206,6 +207,17 @@ func grantRoutes(t *testing.T, env *kubetest.Env, objs []*unstructured.Unstructu
 	if _, err := c.Create(context.Background(), grant, false); err != nil {
 		t.Fatalf("grant the routes Role in %s: %v", ns, err)
 	}
+	// The API server's authorizer learns of the binding from its informers: wait for it.
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: canarydSA,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Group: "networking.istio.io", Resource: "virtualservices"}}}
+	kubetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		got, err := kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return got.Status.Allowed, "the routes Role is not in force yet"
+	})
 }
 
 func isClusterScoped(kind string) bool {
