@@ -8,7 +8,7 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// The trailer keys of canaryd's commits (DESIGN.md, "Git write-back").
+// The trailer keys of canaryd's commits (docs/trailers.md describes each).
 const (
 	TrailerRollout = "Rollout"
 	TrailerRun     = "Rollout-Run"

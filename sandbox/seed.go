@@ -58,7 +58,7 @@ func TimingsFor(sc Scenario) SpecTimings {
 	return t
 }
 
-var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as DESIGN.md's example, tuned for a demo that lasts a minute:
+var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as the README's example, tuned for a demo that lasts a minute:
 # a step every 5s, gated by the canary's gRPC success rate in Prometheus and by a
 # grpcurl call through the gateway.
 apiVersion: canaryd.io/v1alpha1
@@ -103,7 +103,7 @@ func RolloutSpec(gateway string, t SpecTimings) []byte {
 	return b.Bytes()
 }
 
-var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (DESIGN.md's format), gitops mode: no
+var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (docs/config.md's format), gitops mode: no
 # kubernetes section, so canaryd only commits and the gateway follows Git.
 listen: {{ .Listen }}
 dataDir: {{ .DataDir }}
