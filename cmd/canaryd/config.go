@@ -22,6 +22,7 @@ type Config struct {
 	API struct {
 		TokenFile string `yaml:"tokenFile"`
 	} `yaml:"api"`
+	Notify NotifyConfig `yaml:"notify"`
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -98,6 +99,7 @@ func loadConfig(path string) (*Config, error) {
 			k.LeaderElection.Name = "canaryd"
 		}
 	}
+	checkNotify(cfg, bad)
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}

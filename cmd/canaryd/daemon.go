@@ -35,6 +35,7 @@ type daemon struct {
 	// (and serve before it starts) reads specs.
 	specsHead string
 	metrics   daemonMetrics
+	notify    *eventNotifier // nil without receivers
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.

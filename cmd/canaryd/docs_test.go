@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/canarydio/canaryd/gitops"
+	"github.com/canarydio/canaryd/notify"
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/server"
 	"github.com/canarydio/canaryd/test/golden"
@@ -93,6 +94,9 @@ func TestMetricsReference(t *testing.T) {
 	if _, err := server.NewMetrics(rec); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := notify.New(notify.Options{Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
 	doc := readDoc(t, "metrics.md")
 	fq := regexp.MustCompile(`fqName: "([a-z_]+)"`)
 	n := 0
@@ -111,7 +115,7 @@ func TestMetricsReference(t *testing.T) {
 			}
 		}
 	}
-	if n < 13 {
+	if n < 14 {
 		t.Errorf("only %d metric families found", n)
 	}
 }

@@ -15,6 +15,7 @@ type rolloutPublisher interface {
 // Invalid ones and never-saved ones included, and deletes the series of rollouts whose
 // specs are gone. It reads the store, not the network.
 func (d *daemon) publishRollouts() {
+	d.notify.specs(d.cat.all(), d.specsHead)
 	p, ok := d.metrics.(rolloutPublisher)
 	if !ok {
 		return

@@ -96,6 +96,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log})
 	defer gates.Close()
 	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
+	if d.notify, err = newNotifier(cfg.Notify, reg, log); err != nil {
+		return err
+	}
 	opts := controller.Options{
 		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics, d}, Gates: countedGates{gates, metrics},
 		Logger: log, Hook: stepHooks(metrics, crashHook(log)),
@@ -129,6 +132,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
+	g.Go(func() error { return d.notify.run(ctx) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, metrics, log) })
 	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
 	err = g.Wait()

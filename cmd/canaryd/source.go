@@ -111,6 +111,7 @@ func (o observedStore) Save(st rollout.State, evs ...rollout.Event) error {
 		o.m.SetRollout(source{o.d}.view(e, st, true))
 	}
 	o.m.ObserveEvents(evs)
+	o.d.notify.saved(evs)
 	return nil
 }
 
