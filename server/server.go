@@ -18,6 +18,9 @@ type Options struct {
 	// Token is the bearer token operator actions must carry. Nil or empty refuses every
 	// action with 403 and a message saying no token is configured. It is never logged.
 	Token []byte
+	// People maps the SHA-256 of a person's token to the person's name. An action with
+	// such a token is recorded with that name as its actor, whatever the client says.
+	People map[[32]byte]string
 	// Registry is what /metrics serves; nil leaves /metrics out (404).
 	Registry prometheus.Gatherer
 	// Logger receives one line per refused or failed request; nil discards.
@@ -42,6 +45,7 @@ const DefaultListCacheTTL = 250 * time.Millisecond
 type Server struct {
 	src     Source
 	token   []byte
+	people  map[[32]byte]string
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
@@ -53,7 +57,7 @@ func New(opts Options) *Server {
 	if opts.Source == nil {
 		panic("server: Options.Source is nil")
 	}
-	s := &Server{src: opts.Source, token: append([]byte(nil), opts.Token...), log: opts.Logger, now: opts.Now}
+	s := &Server{src: opts.Source, token: append([]byte(nil), opts.Token...), people: opts.People, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -20,7 +20,8 @@ type Config struct {
 		Address string `yaml:"address"`
 	} `yaml:"prometheus"`
 	API struct {
-		TokenFile string `yaml:"tokenFile"`
+		TokenFile  string `yaml:"tokenFile"`
+		TokensFile string `yaml:"tokensFile"`
 	} `yaml:"api"`
 	Notify NotifyConfig `yaml:"notify"`
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -55,3 +58,26 @@ func TestEmptyTokensDisable(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestReadPeople: the tokens file maps a token's SHA-256 to a name; bad lines say where.
+func TestReadPeople(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "tokens")
+	sum := sha256.Sum256([]byte("alice-token"))
+	os.WriteFile(good, []byte("# on-call\n"+hex.EncodeToString(sum[:])+" alice@example.com  # since 2026\n\n"), 0o600)
+	people, err := readPeople(good)
+	if err != nil || len(people) != 1 || people[sum] != "alice@example.com" {
+		t.Fatalf("readPeople = %v, %v", people, err)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"abc alice\n", ":1: want the SHA-256"},
+		{hex.EncodeToString(sum[:]) + "\n", ":1: the token has no name"},
+		{hex.EncodeToString(sum[:]) + " a\n" + hex.EncodeToString(sum[:]) + " b\n", ":2: the same token is already a's"},
+	} {
+		bad := filepath.Join(dir, "bad")
+		os.WriteFile(bad, []byte(tc.body), 0o600)
+		if _, err := readPeople(bad); err == nil || !strings.Contains(err.Error(), bad+tc.want) {
+			t.Errorf("readPeople(%q) = %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}

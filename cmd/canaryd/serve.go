@@ -122,14 +122,18 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if len(token) == 0 {
+	people, err := readPeople(cfg.API.TokensFile)
+	if err != nil {
+		return err
+	}
+	if len(token) == 0 && len(people) == 0 {
 		log.Warn("operator actions disabled: no api token", "tokenFile", cfg.API.TokenFile)
 	}
 	if err := d.loadSpecs(ctx); err != nil {
 		return err
 	}
 	d.fetched.Store(true)
-	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
+	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
 	g.Go(func() error { return d.notify.run(ctx) })
