@@ -20,8 +20,9 @@ type Config struct {
 		Address string `yaml:"address"`
 	} `yaml:"prometheus"`
 	API struct {
-		TokenFile  string `yaml:"tokenFile"`
-		TokensFile string `yaml:"tokensFile"`
+		TokenFile  string    `yaml:"tokenFile"`
+		TokensFile string    `yaml:"tokensFile"`
+		TLS        TLSConfig `yaml:"tls"`
 	} `yaml:"api"`
 	Notify NotifyConfig `yaml:"notify"`
 }
@@ -101,6 +102,9 @@ func loadConfig(path string) (*Config, error) {
 		}
 	}
 	checkNotify(cfg, bad)
+	if t := cfg.API.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("api.tls", "set both certFile and keyFile, or neither")
+	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
@@ -114,4 +118,10 @@ func leaseNamespace() string {
 		return ns
 	}
 	return "canaryd"
+}
+
+// TLSConfig makes the API serve HTTPS.
+type TLSConfig struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }

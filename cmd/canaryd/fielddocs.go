@@ -90,5 +90,8 @@ var configDocs = map[string]string{
 	"notify.receivers[].rollouts":         "Only these rollouts. Default: all.",
 	"notify.receivers[].timeout":          "The deadline of each attempt; a message is tried 3 times (429 and 5xx and network errors only). Default 5s.",
 	"api.tokensFile":                      "Per-person tokens: a file with one line per person, the SHA-256 of their token in hex and their name (`echo -n \"$TOKEN\" | sha256sum`). An action with such a token is recorded with that name as its actor, whatever the client claims.",
+	"api.tls":                             "Serve the API, page and /metrics over HTTPS (TLS 1.2 or later) instead of HTTP.",
+	"api.tls.certFile":                    "A PEM certificate chain. Set with `keyFile`.",
+	"api.tls.keyFile":                     "The certificate's PEM private key.",
 	"api.tokenFile":                       "A file holding the bearer token that operator actions need. Unset or empty: actions are disabled (the log and `GET /api/v1/rollouts` say so).",
 }

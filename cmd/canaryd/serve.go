@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,7 +136,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	d.fetched.Store(true)
 	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
+	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log, cfg.API.TLS) })
 	g.Go(func() error { return d.notify.run(ctx) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, metrics, log) })
 	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
@@ -180,15 +181,22 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *serv
 		Identity: id, Logger: log}, run)
 }
 
-// listen serves the HTTP API until ctx ends, then shuts it down gracefully.
-func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+// listen serves the HTTP API until ctx ends, then shuts it down gracefully. With tls's
+// files set it serves HTTPS (TLS 1.2 or later) only.
+func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger, tlsFiles TLSConfig) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsFiles.CertFile != "" {
+			errc <- hs.ServeTLS(ln, tlsFiles.CertFile, tlsFiles.KeyFile)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
