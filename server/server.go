@@ -27,6 +27,9 @@ type Options struct {
 	Logger *slog.Logger
 	// GitWebhook, when set, is mounted at POST /hooks/git.
 	GitWebhook http.Handler
+	// CommitURL links commits on the page: a URL with {sha} for the commit's hash, such as
+	// https://github.com/acme/deploy/commit/{sha}. Empty: no links.
+	CommitURL string
 	// Now is the clock the page uses to say "in 12s"; nil means time.Now.
 	Now func() time.Time
 	// ListCacheTTL is how long GET /api/v1/rollouts may answer from its last read of the
@@ -46,6 +49,8 @@ type Server struct {
 	src     Source
 	token   []byte
 	people  map[[32]byte]string
+	// commitURL is Options.CommitURL.
+	commitURL string
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
@@ -57,7 +62,7 @@ func New(opts Options) *Server {
 	if opts.Source == nil {
 		panic("server: Options.Source is nil")
 	}
-	s := &Server{src: opts.Source, token: append([]byte(nil), opts.Token...), people: opts.People, log: opts.Logger, now: opts.Now}
+	s := &Server{src: opts.Source, token: append([]byte(nil), opts.Token...), people: opts.People, commitURL: opts.CommitURL, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -45,6 +45,8 @@ type GitConfig struct {
 		CABundleFile         string `yaml:"caBundleFile"`
 	} `yaml:"auth"`
 	SigningKeyFile string `yaml:"signingKeyFile"`
+	// CommitURL links commits on the status page: a URL with {sha}.
+	CommitURL string `yaml:"commitURL"`
 }
 
 // Person is a commit's author or committer.
@@ -102,6 +104,9 @@ func loadConfig(path string) (*Config, error) {
 		}
 	}
 	checkNotify(cfg, bad)
+	if u := cfg.Git.CommitURL; u != "" && (!strings.Contains(u, "{sha}") || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://"))) {
+		bad("git.commitURL", fmt.Sprintf("%q: want an http(s) URL with {sha}, such as https://github.com/acme/deploy/commit/{sha}", u))
+	}
 	if t := cfg.API.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("api.tls", "set both certFile and keyFile, or neither")
 	}

@@ -69,6 +69,7 @@ var configDocs = map[string]string{
 	"git.auth.username":                   "The basic auth user. Default `x-access-token` with a token (GitLab wants `oauth2`).",
 	"git.auth.caBundleFile":               "PEM certificates trusted for https besides the system's.",
 	"git.signingKeyFile":                  "An armored OpenPGP private key to sign commits with. Empty: unsigned.",
+	"git.commitURL":                       "Links commits on the status page: a URL with `{sha}`, such as `https://github.com/acme/deploy/commit/{sha}`. Empty: no links.",
 	"kubernetes":                          "How canaryd talks to the cluster. Leave it out for Git only (the gitops mode without watching the cluster).",
 	"kubernetes.mode":                     "`apply`: canaryd sets the weights in the cluster and commits; `gitops`: canaryd only commits, Argo CD or Flux applies.",
 	"kubernetes.kubeconfig":               "A kubeconfig file. Empty: the in-cluster config, else $KUBECONFIG.",

@@ -134,7 +134,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	d.fetched.Store(true)
-	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
+	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log, cfg.API.TLS) })
 	g.Go(func() error { return d.notify.run(ctx) })
