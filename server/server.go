@@ -46,15 +46,15 @@ const DefaultListCacheTTL = 250 * time.Millisecond
 // /metrics, /healthz and /readyz. It keeps no state of its own: every request reads Source.
 // It is safe for concurrent use.
 type Server struct {
-	src     Source
-	token   []byte
-	people  map[[32]byte]string
+	src    Source
+	token  []byte
+	people map[[32]byte]string
 	// commitURL is Options.CommitURL.
 	commitURL string
-	log     *slog.Logger
-	now     func() time.Time
-	handler http.Handler
-	list    listCache
+	log       *slog.Logger
+	now       func() time.Time
+	handler   http.Handler
+	list      listCache
 }
 
 // New returns a Server for opts. It panics when opts.Source is nil, a wiring mistake.
