@@ -26,10 +26,10 @@ const barWidth = 20
 
 func checkOutput(o string) error {
 	switch o {
-	case "table", "json", "yaml":
+	case "table", "wide", "json", "yaml":
 		return nil
 	}
-	return usageError{fmt.Errorf("-o %q: want table, json or yaml", o)}
+	return usageError{fmt.Errorf("-o %q: want table, wide, json or yaml", o)}
 }
 
 func newStatusCmd() *cobra.Command {
@@ -109,10 +109,10 @@ func showStatus(ctx context.Context, cl *apiClient, w io.Writer, name, output st
 		}
 		rs, raw = []server.Rollout{r}, r
 	}
-	if output != "table" {
+	if !isTable(output) {
 		return encode(w, output, raw)
 	}
-	writeStatusTable(w, rs, time.Now())
+	writeTable(w, output, rs, time.Now())
 	if name != "" {
 		writeDetails(w, rs[0])
 	}
@@ -305,7 +305,7 @@ func newHistoryCmd() *cobra.Command {
 			if err := cl.do(c.Context(), "GET", rolloutPath(args[0])+"/history", q, nil, &page); err != nil {
 				return err
 			}
-			if output != "table" {
+			if !isTable(output) {
 				return encode(c.OutOrStdout(), output, historyView(page))
 			}
 			writeHistoryTable(c.OutOrStdout(), page)

@@ -90,8 +90,8 @@ func progressLine(r server.Rollout) string {
 }
 
 func finishWait(w io.Writer, r server.Rollout, output string, code int) error {
-	if output == "table" {
-		writeStatusTable(w, []server.Rollout{r}, time.Now())
+	if isTable(output) {
+		writeTable(w, output, []server.Rollout{r}, time.Now())
 		writeDetails(w, r)
 	} else if err := encode(w, output, r); err != nil {
 		return err

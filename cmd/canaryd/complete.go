@@ -14,7 +14,7 @@ import (
 const completeTimeout = 3 * time.Second
 
 // outputFormats are the values of -o, as shell completion offers them.
-var outputFormats = []string{"table\taligned columns", "json\tthe API's fields", "yaml\tthe API's fields"}
+var outputFormats = []string{"table\taligned columns", "wide\tthe table with more columns", "json\tthe API's fields", "yaml\tthe API's fields"}
 
 // completeNames completes a rollout name from the daemon's list (--server, or
 // $CANARYD_SERVER), each with its phase; it offers nothing when the daemon cannot be
@@ -45,6 +45,6 @@ func (f *clientFlags) completeNames(c *cobra.Command, args []string, toComplete 
 
 // outputFlag registers -o with its completion.
 func outputFlag(cmd *cobra.Command, output *string) {
-	cmd.Flags().StringVarP(output, "output", "o", "table", "table, json or yaml")
+	cmd.Flags().StringVarP(output, "output", "o", "table", "table, wide, json or yaml")
 	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 }

@@ -70,3 +70,18 @@ func TestHistoryStepsFromOne(t *testing.T) {
 		t.Errorf("steps %v, want started at 1 and verdicts at 2", steps)
 	}
 }
+
+// TestStatusWide: -o wide adds the run, the subsets and the commit.
+func TestStatusWide(t *testing.T) {
+	url, _ := startAPI(t, newFakeSource())
+	code, out, errOut := runCmd("status", "-o", "wide", "--server", url)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[0], "COMMIT") {
+		t.Fatalf("exit %d %s\n%s", code, errOut, out)
+	}
+	for _, w := range []string{"grpc-helloworld-py", "Progressing", " 1 ", "2/3", "v1", "v2", "60/40", "4f1c2a9d0e7b"} {
+		if !strings.Contains(lines[2], w) {
+			t.Errorf("wide row lacks %q: %s", w, lines[2])
+		}
+	}
+}
