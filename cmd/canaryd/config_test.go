@@ -81,3 +81,31 @@ func TestReadPeople(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadPeople: any tokens file either loads, with a name for every token, or is refused
+// with its path; it never panics.
+func FuzzReadPeople(f *testing.F) {
+	sum := sha256.Sum256([]byte("t"))
+	f.Add(hex.EncodeToString(sum[:]) + " alice\n# x\n")
+	f.Add("sha256:" + hex.EncodeToString(sum[:]) + " bob # c\n")
+	f.Add("zz\n")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body string) {
+		path := filepath.Join(dir, "tokens")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		people, err := readPeople(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error without the path: %v", err)
+			}
+			return
+		}
+		for _, name := range people {
+			if name == "" {
+				t.Error("a token without a name")
+			}
+		}
+	})
+}
