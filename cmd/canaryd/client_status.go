@@ -113,6 +113,9 @@ func showStatus(ctx context.Context, cl *apiClient, w io.Writer, name, output st
 		return encode(w, output, raw)
 	}
 	writeTable(w, output, rs, time.Now())
+	if l, ok := raw.(server.RolloutList); ok && l.Actions == server.ActionsDisabled {
+		fmt.Fprintln(w, "\noperator actions are disabled on this daemon: it has no API token (api.tokenFile)")
+	}
 	if name != "" {
 		writeDetails(w, rs[0])
 	}

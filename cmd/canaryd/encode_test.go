@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,19 @@ func TestStatusWide(t *testing.T) {
 		if !strings.Contains(lines[2], w) {
 			t.Errorf("wide row lacks %q: %s", w, lines[2])
 		}
+	}
+}
+
+// TestStatusSaysActionsDisabled: the list says when the daemon takes no actions.
+func TestStatusSaysActionsDisabled(t *testing.T) {
+	srv := httptest.NewServer(server.New(server.Options{Source: newFakeSource()}))
+	t.Cleanup(srv.Close)
+	code, out, _ := runCmd("status", "--server", srv.URL)
+	if code != 0 || !strings.Contains(out, "operator actions are disabled") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	url, _ := startAPI(t, newFakeSource())
+	if _, out, _ := runCmd("status", "--server", url); strings.Contains(out, "disabled") {
+		t.Errorf("with a token the list says actions are disabled:\n%s", out)
 	}
 }
