@@ -26,6 +26,9 @@ type Options struct {
 	Gates  Gates
 	Clock  Clock
 	Logger *slog.Logger
+	// Identity names this replica in the history events it writes when it takes over a
+	// rollout (the lease identity, e.g. the pod's name).
+	Identity string
 	// RetryBackoff is how long a failed move waits before it is tried again (default 2s);
 	// it doubles up to MaxBackoff (default 1m).
 	RetryBackoff, MaxBackoff time.Duration

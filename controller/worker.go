@@ -61,14 +61,9 @@ func (w *worker) now() time.Time { return w.c.opts.Clock.Now() }
 
 func (w *worker) run(ctx context.Context) error {
 	defer close(w.stopped)
-	st, ok, err := w.c.opts.Store.State(w.doc.Name())
-	if err != nil {
-		return fmt.Errorf("load state: %w", err)
+	if err := w.load(ctx); err != nil {
+		return err
 	}
-	if !ok {
-		st = NewState(w.doc.Name(), rollout.CanaryAt(0))
-	}
-	w.st = st
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())
@@ -249,6 +244,8 @@ func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, er
 		applyErr := w.apply(ctx, m)
 		commit, err = w.commit(ctx, m)
 		return commit, errors.Join(applyErr, err)
+	case m.Kind.Hold():
+		return w.commit(ctx, m)
 	default:
 		if err := w.preflight(ctx, m); err != nil {
 			return "", err
@@ -288,6 +285,7 @@ func (w *worker) commit(ctx context.Context, m rollout.Move) (string, error) {
 	sha, err := w.c.opts.Repo.SetWeights(ctx, w.doc, rollout.Commit{
 		Kind: m.Kind, Run: m.Run, Step: step, Steps: len(w.doc.Spec.Steps),
 		Weights: m.Weights, Reason: m.Reason, Actor: m.Actor,
+		Base: w.st.Weights, BaseOwn: w.st.Own,
 	})
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", m.Weights, err)
