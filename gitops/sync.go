@@ -54,14 +54,56 @@ func (r *Repo) latest(doc *rollout.Document, head *object.Commit) *rollout.Recor
 	return found
 }
 
+// latestAll fills the newest-commit cache of every managed rollout not cached at head, in
+// one walk back from head (stopping once each has been found), so that a report of N
+// rollouts costs one walk, not N.
+func (r *Repo) latestAll(head *object.Commit) {
+	missing := map[string]*rollout.Document{}
+	for n, d := range r.docs {
+		if c, ok := r.newest[n]; !ok || c.head != head.Hash {
+			missing[n] = d
+		}
+	}
+	if len(missing) < 2 {
+		return // latest walks for one on its own
+	}
+	found := map[string]*rollout.Record{}
+	c := head
+	for n := 0; c != nil && n < r.cfg.MaxWalk && len(found) < len(missing); n++ {
+		t := trailers(c.Message)
+		if name := t[TrailerRollout]; name != "" && t[TrailerWeights] != "" {
+			if d, ok := missing[name]; ok && found[name] == nil {
+				rec := recordOf(d, c, t)
+				found[name] = &rec
+			}
+		}
+		c = r.parent(c)
+	}
+	for n := range missing {
+		r.newest[n] = newest{head: head.Hash, rec: found[n]}
+	}
+}
+
 // report is what Git says of doc at head: its weights, the commit that set them and why,
-// and the newest commit with the rollout's trailers.
+// and the newest commit with the rollout's trailers. When the head holds the weights of
+// that newest commit, the commit is the explanation and nothing is walked.
 func (r *Repo) report(doc *rollout.Document, head *object.Commit) (rollout.GitChange, error) {
+	latest := r.latest(doc, head)
+	if latest != nil {
+		w, err := r.weightsAt(doc, head)
+		if err != nil {
+			return rollout.GitChange{}, fmt.Errorf("%s at %.12s: %w", doc.Spec.Manifest, head.Hash, err)
+		}
+		if w == latest.Weights {
+			return rollout.GitChange{Rollout: doc.Name(), Weights: w, Commit: latest.Commit, Author: latest.Author,
+				Time: latest.Time, Cause: rollout.CauseCanaryd, Latest: latest}, nil
+		}
+	}
 	ch, err := r.explain(doc, head)
 	if err != nil {
 		return rollout.GitChange{}, err
 	}
-	ch.Latest = r.latest(doc, head)
+	ch.Latest = latest
 	return ch, nil
 }
 
@@ -240,6 +282,7 @@ func (r *Repo) reportAll() ([]rollout.GitChange, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.latestAll(head)
 	names := make([]string, 0, len(r.docs))
 	for n := range r.docs {
 		names = append(names, n)

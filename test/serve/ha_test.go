@@ -98,22 +98,22 @@ func TestTakeoverKeepsGitsWord(t *testing.T) {
 		act   func(t *testing.T, w, leader *world)
 		phase rollout.Phase
 	}{
-		{"abort at 40%", func(t *testing.T, w, a *world) {
+		{"abort at 40", func(t *testing.T, w, a *world) {
 			if code, body := a.api("POST", "/api/v1/rollouts/"+rolloutName+"/abort", w.token, map[string]string{"reason": "bad build, stop now"}); code != 200 {
 				t.Fatalf("abort: %d %s", code, body)
 			}
 		}, rollout.Aborted},
-		{"a person's revert of the 40% commit", func(t *testing.T, w, a *world) {
+		{"a revert of the 40 step", func(t *testing.T, w, a *world) {
 			person := filepath.Join(w.dir, "person")
 			w.git(w.dir, "clone", "-q", w.remote, person)
 			sha := w.git(person, "log", "-1", "--format=%H", "--grep=Rollout-Step: 2/", "main")
 			w.git(person, "revert", "--no-edit", sha)
 			w.git(person, "push", "-q", "origin", "main")
 		}, rollout.Overridden},
-		{"a hand edit to 50/50", func(t *testing.T, w, a *world) {
+		{"a hand edit to 50-50", func(t *testing.T, w, a *world) {
 			w.handEdit(rollout.CanaryAt(50), "hotfix: split evenly")
 		}, rollout.Overridden},
-		{"pause at 40%", func(t *testing.T, w, a *world) {
+		{"pause at 40", func(t *testing.T, w, a *world) {
 			if code, body := a.api("POST", "/api/v1/rollouts/"+rolloutName+"/pause", w.token, map[string]string{"reason": "looking at the logs"}); code != 200 {
 				t.Fatalf("pause: %d %s", code, body)
 			}
