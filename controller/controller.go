@@ -87,6 +87,20 @@ func (c *Controller) Set(docs []*rollout.Document) {
 	}
 }
 
+// Loaded reports whether every rollout given to Set has a worker that has loaded its state
+// (rebuilt from Git where the store did not account for it): until then the store may not
+// yet say what Git says, and actions on a rollout still starting answer ErrNotFound.
+func (c *Controller) Loaded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.docs {
+		if w, ok := c.workers[name]; !ok || !w.loaded.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 // Names returns the names of the rollouts being run, sorted.
 func (c *Controller) Names() []string {
 	c.mu.Lock()

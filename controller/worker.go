@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -31,6 +32,7 @@ type worker struct {
 	inbox   chan request
 	docs    chan *rollout.Document
 	stopped chan struct{}
+	loaded  atomic.Bool // set once run has loaded the state
 
 	doc       *rollout.Document
 	sched     rollout.Schedule
@@ -64,6 +66,7 @@ func (w *worker) run(ctx context.Context) error {
 	if err := w.load(ctx); err != nil {
 		return err
 	}
+	w.loaded.Store(true)
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())

@@ -363,7 +363,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("rollout %q: %v", r.PathValue("name"), err))
 	case errors.Is(err, ErrRefused):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrNotLeader):
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable):
 		w.Header().Set("Retry-After", "2")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case r.Context().Err() != nil:

@@ -20,6 +20,8 @@ var (
 	// ErrNotLeader: this replica follows and carries out no action; the error names the
 	// leader (503, with Retry-After).
 	ErrNotLeader = errors.New("not the leader")
+	// ErrUnavailable: the action cannot be carried out yet (the rollout is starting); 503.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // Rollout is what the status API and page show of one rollout.

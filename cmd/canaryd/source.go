@@ -121,8 +121,12 @@ func (s source) Act(ctx context.Context, name, action, actor, reason string) err
 	err = s.d.ctrl.Act(ctx, name, controller.Operator{Action: a, Actor: actor, Reason: reason})
 	switch {
 	case errors.Is(err, controller.ErrNotFound):
-		if e, ok := s.d.cat.get(name); ok && len(e.problems) > 0 {
+		e, ok := s.d.cat.get(name)
+		switch {
+		case ok && len(e.problems) > 0:
 			return fmt.Errorf("%s %q: the spec is invalid: %w", action, name, server.ErrRefused)
+		case ok:
+			return fmt.Errorf("%s %q: the rollout is starting; try again in a moment: %w", action, name, server.ErrUnavailable)
 		}
 		return server.ErrNotFound
 	case errors.Is(err, controller.ErrIllegal):
@@ -134,6 +138,9 @@ func (s source) Act(ctx context.Context, name, action, actor, reason string) err
 func (s source) Ready(ctx context.Context) error {
 	if !s.d.fetched.Load() {
 		return errors.New("the Git repository has not been fetched yet")
+	}
+	if s.d.leading.Load() && !s.d.ctrl.Loaded() {
+		return errors.New("the rollouts' state is being loaded from Git")
 	}
 	return nil
 }
