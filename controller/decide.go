@@ -57,7 +57,7 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 	switch in := in.(type) {
 	case Start:
 		if d.st.Phase == rollout.Idle {
-			d.start("")
+			d.start("", "")
 		}
 	case Tick:
 		d.tick(in.At)
@@ -114,8 +114,9 @@ func (d *decision) plan(m rollout.Move) {
 	})
 }
 
-// start begins a new run from the weights in force.
-func (d *decision) start(actor string) {
+// start begins a new run from the weights in force; actor and reason name the operator who
+// asked for it (a retry), when one did.
+func (d *decision) start(actor, reason string) {
 	d.st.Run++
 	d.st.Phase = rollout.Progressing
 	d.st.Pending = nil
@@ -127,7 +128,7 @@ func (d *decision) start(actor string) {
 		// An operator's retry: its commit records the new run in Git, so that the run
 		// survives a lost store or a takeover. Its bake begins when it lands.
 		d.enterStep(k)
-		d.plan(rollout.Move{Kind: rollout.Retry, Step: k, Weights: d.st.Weights, Actor: actor})
+		d.plan(rollout.Move{Kind: rollout.Retry, Step: k, Weights: d.st.Weights, Actor: actor, Reason: reason})
 	case k >= 0 && d.spec.Steps[k] == d.st.Weights.Canary:
 		// The run begins at a step the weights already match: the step's commit records the
 		// start in Git (an audit entry, no traffic moves), and its bake begins when it lands.
@@ -285,7 +286,7 @@ func (d *decision) operator(op Operator) error {
 		if d.st.Pending != nil {
 			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, d.st.Pending.Kind, ErrIllegal)
 		}
-		d.start(op.Actor)
+		d.start(op.Actor, op.Reason)
 	default:
 		return illegal()
 	}
@@ -364,9 +365,9 @@ func (d *decision) applied(a Applied) {
 	case rollout.Resume:
 		kind = rollout.EventResumed
 	case rollout.Rollback:
-		kind = rollout.EventRolledBack
+		kind, d.st.Step = rollout.EventRolledBack, p.Step
 	case rollout.Abort:
-		kind = rollout.EventAborted
+		kind, d.st.Step = rollout.EventAborted, p.Step
 	case rollout.Follow:
 		if d.st.Phase != rollout.Overridden {
 			return // Git's weights re-asserted after a takeover: nothing happened

@@ -132,10 +132,14 @@ func TestTakeoverKeepsGitsWord(t *testing.T) {
 			if tt.act != nil {
 				tt.act(t, w, a)
 			}
-			a.waitPhase(60*time.Second, tt.phase)
-			// The follower tells the truth within a poll interval, and refuses actions
-			// with a 503 naming the leader.
-			b.waitPhase(5*time.Second, tt.phase)
+			ra := a.waitPhase(60*time.Second, tt.phase)
+			// The follower tells the truth within a poll interval (1s), and refuses
+			// actions with a 503 naming the leader.
+			b.eventually(2*time.Second, "the follower shows the leader's state", func() (bool, string) {
+				rb := b.status()
+				return rb.Phase == ra.Phase && rb.Step == ra.Step && rb.Weights == ra.Weights && rb.Run == ra.Run,
+					fmt.Sprintf("follower %s step %d at %s, leader %s step %d at %s", rb.Phase, rb.Step, rb.Weights, ra.Phase, ra.Step, ra.Weights)
+			})
 			if code, body := b.api("POST", "/api/v1/rollouts/"+rolloutName+"/pause", w.token, map[string]string{"reason": "x"}); code != 503 || !strings.Contains(string(body), "canaryd-a") {
 				t.Errorf("an action on the follower = %d %s; want 503 naming canaryd-a", code, body)
 			}
