@@ -389,9 +389,11 @@ func (d *decision) failed(a Applied) {
 		return
 	}
 	p := d.st.Pending
-	d.event(rollout.EventMoveFailed, func(ev *rollout.Event) {
-		ev.Weights, ev.Step, ev.Message = p.Weights, p.Step, a.Err.Error()
-	})
+	if !a.Quiet {
+		d.event(rollout.EventMoveFailed, func(ev *rollout.Event) {
+			ev.Weights, ev.Step, ev.Message = p.Weights, p.Step, a.Err.Error()
+		})
+	}
 	d.st.Message = fmt.Sprintf("%s to %s failed: %v", p.Kind, p.Weights, a.Err)
 	if p.Kind == rollout.Forward {
 		d.st.Pending = nil // the next tick tries again, gated again

@@ -202,13 +202,20 @@ func (w *worker) feed(in Input) (refused, err error) {
 	if out.State.Phase != w.st.Phase {
 		w.log.Info("phase", "from", w.st.Phase, "to", out.State.Phase, "run", out.State.Run, "step", out.State.Step, "weight", out.State.Weights.Canary)
 	}
+	prev := w.st.Pending
 	w.st = out.State
-	if out.Move != nil {
+	if out.Move != nil && (prev == nil || !sameMove(*prev, *out.Move)) {
+		// A new move starts with no backoff; a failed one retried keeps its own.
 		w.retryAt = time.Time{}
 		w.backoff = 0
 		w.hook("intent", *out.Move)
 	}
 	return nil, nil
+}
+
+// sameMove reports whether b is a (possibly updated) a: the same intent retried.
+func sameMove(a, b rollout.Move) bool {
+	return a.Kind == b.Kind && a.Run == b.Run && a.Step == b.Step && a.Weights == b.Weights && a.Since.Equal(b.Since)
 }
 
 func (w *worker) hook(point string, m rollout.Move) {
@@ -224,7 +231,10 @@ func (w *worker) perform(ctx context.Context) error {
 	if err != nil {
 		w.log.Warn("move failed", "kind", m.Kind, "weight", m.Weights.Canary, "err", err)
 	}
-	if _, serr := w.feed(Applied{Move: m, Commit: commit, Err: err}); serr != nil {
+	// A failure at the longest backoff was recorded when the backoff first reached it:
+	// history holds the first failure and one per backoff level, not one per try.
+	quiet := err != nil && w.backoff >= w.c.opts.MaxBackoff
+	if _, serr := w.feed(Applied{Move: m, Commit: commit, Err: err, Quiet: quiet}); serr != nil {
 		return serr
 	}
 	if w.st.Pending != nil {
