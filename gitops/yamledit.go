@@ -57,7 +57,7 @@ func RefOf(doc *rollout.Document) VSRef {
 	s := &doc.Spec
 	return VSRef{
 		Namespace: s.VirtualService.Namespace, Name: s.VirtualService.Name,
-		Route: s.Route, Host: s.Host, Stable: s.Stable, Canary: s.Canary,
+		Route: s.Route.HTTP, Host: s.Host, Stable: s.Stable, Canary: s.Canary,
 	}
 }
 

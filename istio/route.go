@@ -27,7 +27,7 @@ type route struct {
 // ErrRouteNotFound or ErrAmbiguousRoute.
 func findRoute(vsSpec map[string]any, s *rollout.Spec) (route, error) {
 	https, _ := vsSpec["http"].([]any)
-	if s.Route != "" {
+	if s.Route.HTTP != "" {
 		return namedRoute(https, s)
 	}
 	var found []route
@@ -57,25 +57,25 @@ func findRoute(vsSpec map[string]any, s *rollout.Spec) (route, error) {
 		ErrAmbiguousRoute, strings.Join(names, ", "), s.Stable, s.Canary, s.Host)
 }
 
-// namedRoute finds the one http route named s.Route and both its subsets.
+// namedRoute finds the one http route named s.Route.HTTP and both its subsets.
 func namedRoute(https []any, s *rollout.Spec) (route, error) {
 	idx := -1
 	for i, h := range https {
 		hm, _ := h.(map[string]any)
-		if name, _ := hm["name"].(string); name == s.Route {
+		if name, _ := hm["name"].(string); name == s.Route.HTTP {
 			if idx >= 0 {
-				return route{}, fmt.Errorf("%w: several http routes are named %q", ErrAmbiguousRoute, s.Route)
+				return route{}, fmt.Errorf("%w: several http routes are named %q", ErrAmbiguousRoute, s.Route.HTTP)
 			}
 			idx = i
 		}
 	}
 	if idx < 0 {
-		return route{}, fmt.Errorf("%w: no http route is named %q", ErrRouteNotFound, s.Route)
+		return route{}, fmt.Errorf("%w: no http route is named %q", ErrRouteNotFound, s.Route.HTTP)
 	}
 	hm, _ := https[idx].(map[string]any)
 	r, err := destinations(hm, idx, s)
 	if err != nil {
-		return route{}, fmt.Errorf("%w: http route %q: %w", ErrRouteNotFound, s.Route, err)
+		return route{}, fmt.Errorf("%w: http route %q: %w", ErrRouteNotFound, s.Route.HTTP, err)
 	}
 	return r, nil
 }

@@ -27,7 +27,7 @@ func decodeSpec(t testing.TB, s string) map[string]any {
 }
 
 func sampleRollout(route string) *rollout.Spec {
-	return &rollout.Spec{Route: route, Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
+	return &rollout.Spec{Route: rollout.RouteRef{HTTP: route}, Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
 }
 
 // TestFindRoute covers the route-finding rule gitops shares: by name, or the
