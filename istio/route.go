@@ -2,8 +2,8 @@ package istio
 
 import (
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/canarydio/canaryd/rollout"
