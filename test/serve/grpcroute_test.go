@@ -175,3 +175,27 @@ func TestServeGRPCRouteRevertOverrides(t *testing.T) {
 	})
 	w.stopAt40(t)
 }
+
+// TestServeFQDNHosts: a VirtualService whose destinations name the host by its FQDN while
+// the spec names it short steps in Git and in the cluster alike.
+func TestServeFQDNHosts(t *testing.T) {
+	w := newWorldTB(t, func(w *world) { w.fqdn = true })
+	if !strings.Contains(w.manifest(), "host: grpc-helloworld-py."+w.ns+".svc.cluster.local") {
+		t.Fatalf("the manifest names no FQDN host:\n%s", w.manifest())
+	}
+	w.serve()
+	seen := map[int]bool{}
+	w.eventually(90*time.Second, "Succeeded", func() (bool, string) {
+		r := w.status()
+		if g, c := w.gitWeights(), w.clusterWeights(); g == c && g == r.Weights {
+			seen[g.Canary] = true
+		}
+		return r.Phase == rollout.Succeeded, string(r.Phase) + " " + r.Message
+	})
+	if got := w.checkAgree("at the end"); got != rollout.CanaryAt(100) {
+		t.Errorf("weights at the end %s, want 0/100", got)
+	}
+	if !seen[40] {
+		t.Errorf("never saw Git and the cluster agree at 40%%: %v", seen)
+	}
+}

@@ -73,6 +73,8 @@ type world struct {
 	// grpcRoute makes the world's rollout step deploy/sample-gateway-api's GRPCRoute
 	// rather than the VirtualService.
 	grpcRoute bool
+	// fqdn makes the VirtualService's destinations name the host by its FQDN.
+	fqdn bool
 }
 
 const rolloutName = "grpc-helloworld-py"
@@ -137,7 +139,11 @@ func (w *world) manifest() string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return strings.ReplaceAll(string(data), "namespace: default", "namespace: "+w.ns)
+	m := strings.ReplaceAll(string(data), "namespace: default", "namespace: "+w.ns)
+	if w.fqdn {
+		m = strings.ReplaceAll(m, "        host: grpc-helloworld-py\n", "        host: grpc-helloworld-py."+w.ns+".svc.cluster.local\n")
+	}
+	return m
 }
 
 func (w *world) spec(extra string) string {
