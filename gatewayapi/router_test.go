@@ -3,15 +3,18 @@ package gatewayapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/canarydio/canaryd/controller"
 	"github.com/canarydio/canaryd/gatewayapi"
@@ -263,5 +266,48 @@ func TestPreflight(t *testing.T) {
 	err := f.r.Preflight(ctx, doc)
 	if !errors.Is(err, gatewayapi.ErrServiceMissing) || !strings.Contains(err.Error(), "grpc-helloworld-py-v2 does not exist") {
 		t.Errorf("preflight without the canary Service = %v, want ErrServiceMissing naming it", err)
+	}
+}
+
+// TestRBACEnough runs the Router as deploy/canaryd's ServiceAccount, with the
+// ClusterRole that deploy/canaryd/rbac.yaml grants it.
+func TestRBACEnough(t *testing.T) {
+	f := newFixture(t)
+	data, err := os.ReadFile("../deploy/canaryd/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := kubetest.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cluster []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+			cluster = append(cluster, o)
+		}
+	}
+	if _, err := f.client.Create(context.Background(), cluster, false); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	sa := rest.CopyConfig(f.env.Config)
+	sa.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:canaryd:canaryd"}
+	r, err := gatewayapi.NewRouter(sa, gatewayapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := f.doc(t)
+	ctx := context.Background()
+	// RBAC may take a moment to reach the authorizer's cache.
+	kubetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		err := r.Preflight(ctx, doc)
+		return err == nil, fmt.Sprint(err)
+	})
+	if err := r.SetWeights(ctx, doc, rollout.CanaryAt(40)); err != nil {
+		t.Fatalf("SetWeights as the ServiceAccount: %v", err)
+	}
+	kube := kubernetes.NewForConfigOrDie(sa)
+	if _, err := kube.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{}); !kubetest.IsForbidden(err) {
+		t.Errorf("the ServiceAccount may list Secrets: %v", err)
 	}
 }
