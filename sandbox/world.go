@@ -1,7 +1,8 @@
 // Package sandbox is canaryd's local demo: the seed tutorial's whole world on one laptop,
 // with real processes on loopback. A World holds greeter v1 and v2, a bare Git remote
 // seeded with the sample's manifests and a Rollout spec, the weighted gateway that follows
-// the VirtualService in that remote (sandbox/gateway), Debian's Prometheus scraping it
+// the VirtualService (or, with Options.Route, the GRPCRoute) in that remote
+// (sandbox/gateway), Debian's Prometheus scraping it
 // every second, steady traffic through it (sandbox/traffic), and `canaryd serve` as a child
 // process in gitops mode on the remote. Play runs a scenario (success, fail, revert) on a
 // World and tells whether it ended as it should.
