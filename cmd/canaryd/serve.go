@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return err
 		}
 		if k.Mode == "apply" {
-			router, err := istio.NewRouter(kube, istio.Options{Logger: log})
+			router, err := newRouters(kube, log)
 			if err != nil {
 				return err
 			}
