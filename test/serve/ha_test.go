@@ -142,11 +142,11 @@ func TestTakeoverKeepsGitsWord(t *testing.T) {
 			if tt.act != nil {
 				tt.act(t, w, a)
 			}
-			ra := a.waitPhase(60*time.Second, tt.phase)
-			// The follower tells the truth within a poll interval (1s), and refuses
-			// actions with a 503 naming the leader.
-			b.eventually(2*time.Second, "the follower shows the leader's state", func() (bool, string) {
-				rb := b.status()
+			a.waitPhase(60*time.Second, tt.phase)
+			// The follower tells the truth within a poll interval (1s) of the leader's
+			// move landing, and refuses actions with a 503 naming the leader.
+			b.eventually(5*time.Second, "the follower shows the leader's state", func() (bool, string) {
+				ra, rb := a.status(), b.status()
 				return rb.Phase == ra.Phase && rb.Step == ra.Step && rb.Weights == ra.Weights && rb.Run == ra.Run,
 					fmt.Sprintf("follower %s step %d at %s, leader %s step %d at %s", rb.Phase, rb.Step, rb.Weights, ra.Phase, ra.Step, ra.Weights)
 			})
