@@ -31,7 +31,9 @@ type GitConfig struct {
 	Author       Person           `yaml:"author"`
 	Committer    Person           `yaml:"committer"`
 	PollInterval rollout.Duration `yaml:"pollInterval"`
-	Auth         struct {
+	// UnreachableAfter is how long fetches may fail before /readyz says not ready (2m).
+	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
+	Auth             struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
@@ -89,6 +91,9 @@ func loadConfig(path string) (*Config, error) {
 	}
 	if !cfg.Git.PollInterval.Set {
 		cfg.Git.PollInterval = rollout.Duration{Duration: 10 * time.Second}
+	}
+	if !cfg.Git.UnreachableAfter.Set {
+		cfg.Git.UnreachableAfter = rollout.Duration{Duration: 2 * time.Minute}
 	}
 	if k := cfg.Kubernetes; k != nil {
 		if k.Mode != "apply" && k.Mode != "gitops" {

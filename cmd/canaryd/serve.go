@@ -126,6 +126,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		d.follow(d.observeAll())
 	}
 	d.fetched.Store(true)
+	d.fetchedAt.Store(time.Now().UnixNano())
 	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })

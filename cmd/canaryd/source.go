@@ -139,6 +139,10 @@ func (s source) Ready(ctx context.Context) error {
 	if !s.d.fetched.Load() {
 		return errors.New("the Git repository has not been fetched yet")
 	}
+	lastErr, _ := s.d.fetchErr.Load().(string)
+	if why := gitUnreachable(time.Unix(0, s.d.fetchedAt.Load()), lastErr, time.Now(), s.d.cfg.Git.UnreachableAfter.Duration); why != "" {
+		return errors.New(why)
+	}
 	if s.d.leading.Load() && !s.d.ctrl.Loaded() {
 		return errors.New("the rollouts' state is being loaded from Git")
 	}
