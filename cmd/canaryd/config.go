@@ -41,6 +41,10 @@ type GitConfig struct {
 		CABundleFile         string `yaml:"caBundleFile"`
 	} `yaml:"auth"`
 	SigningKeyFile string `yaml:"signingKeyFile"`
+	// WebhookSecretFile holds the secret POST /hooks/git checks (GitHub's and Gitea's
+	// HMAC-SHA256 signature, GitLab's token). Without it the hook proves nothing and may
+	// only trigger a fetch, rate-limited.
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
 }
 
 // Person is a commit's author or committer.

@@ -121,7 +121,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	d.fetched.Store(true)
-	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
+	hookSecret, err := readSecret("git.webhookSecretFile", cfg.Git.WebhookSecretFile)
+	if err != nil {
+		return err
+	}
+	if hookSecret == nil {
+		log.Warn("git webhook without a secret: it only triggers a fetch, rate-limited", "field", "git.webhookSecretFile")
+	}
+	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
