@@ -21,6 +21,11 @@ type Config struct {
 	API struct {
 		TokenFile string `yaml:"tokenFile"`
 	} `yaml:"api"`
+	// Egress says which probe and Prometheus targets specs may name and which local files
+	// they may read; link-local and cloud-metadata addresses are refused by default.
+	Egress rollout.Egress `yaml:"egress"`
+
+	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -104,5 +109,10 @@ func loadConfig(path string) (*Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
+	pol, err := rollout.CompileEgress(cfg.Egress)
+	if err != nil {
+		bad("egress", err.Error())
+	}
+	cfg.egress = pol
 	return cfg, ps.Err()
 }
