@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// Retention bounds each rollout's history by age and by count. Verdicts (one per gate per
+// check) are kept for less long than the rest: steps, phases, operator actions.
+type Retention struct {
+	// VerdictAge drops verdict events older than it; 0 means DefaultVerdictAge.
+	VerdictAge time.Duration
+	// EventAge drops every other event older than it; 0 means DefaultEventAge.
+	EventAge time.Duration
+	// MaxVerdicts keeps at most this many verdict events per rollout, the newest; 0 means
+	// DefaultMaxVerdicts.
+	MaxVerdicts int
+	// MaxEvents keeps at most this many other events per rollout, the newest; 0 means
+	// DefaultMaxEvents.
+	MaxEvents int
+}
+
+// The default retention: a week of verdicts and a year of everything else, and counts that
+// a rollout checked every second cannot outgrow.
+const (
+	DefaultVerdictAge  = 7 * 24 * time.Hour
+	DefaultEventAge    = 365 * 24 * time.Hour
+	DefaultMaxVerdicts = 50_000
+	DefaultMaxEvents   = 50_000
+)
+
+// pruneBatch is how many events one write transaction deletes, so that pruning never holds
+// the writer for long and the controller's saves go between batches.
+const pruneBatch = 1000
+
+func (r Retention) withDefaults() Retention {
+	if r.VerdictAge <= 0 {
+		r.VerdictAge = DefaultVerdictAge
+	}
+	if r.EventAge <= 0 {
+		r.EventAge = DefaultEventAge
+	}
+	if r.MaxVerdicts <= 0 {
+		r.MaxVerdicts = DefaultMaxVerdicts
+	}
+	if r.MaxEvents <= 0 {
+		r.MaxEvents = DefaultMaxEvents
+	}
+	return r
+}
+
+// Prune deletes, in every rollout's history, the events r no longer keeps at time now, in
+// small write transactions, and returns how many it deleted. States are never touched. An
+// event's age counts from its last time (Until, for folded verdicts).
+func (db *DB) Prune(now time.Time, r Retention) (int, error) {
+	r = r.withDefaults()
+	var names [][]byte
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHistory).ForEachBucket(func(k []byte) error {
+			names = append(names, append([]byte(nil), k...))
+			return nil
+		})
+	}); err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	total := 0
+	for _, name := range names {
+		keys, err := db.expired(name, now, r)
+		if err != nil {
+			return total, fmt.Errorf("prune history of %q: %w", name, err)
+		}
+		for len(keys) > 0 {
+			n := min(len(keys), pruneBatch)
+			if err := db.deleteKeys(name, keys[:n]); err != nil {
+				return total, fmt.Errorf("prune history of %q: %w", name, err)
+			}
+			total += n
+			keys = keys[n:]
+		}
+	}
+	return total, nil
+}
+
+// stamp is what retention reads of an event.
+type stamp struct {
+	Kind  rollout.EventKind `json:"kind"`
+	Time  time.Time         `json:"time"`
+	Until time.Time         `json:"until"`
+}
+
+// expired lists the keys of name's history that r drops at now, newest first, reading in
+// one read transaction, which blocks no writer.
+func (db *DB) expired(name []byte, now time.Time, r Retention) ([][]byte, error) {
+	var keys [][]byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		h := tx.Bucket(bucketHistory).Bucket(name)
+		if h == nil {
+			return nil
+		}
+		verdicts, others := 0, 0
+		c := h.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var s stamp
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("event %x: corrupt record: %w", k, err)
+			}
+			last := s.Time
+			if s.Until.After(last) {
+				last = s.Until
+			}
+			drop := false
+			if s.Kind == rollout.EventVerdict {
+				verdicts++
+				drop = verdicts > r.MaxVerdicts || now.Sub(last) > r.VerdictAge
+			} else {
+				others++
+				drop = others > r.MaxEvents || now.Sub(last) > r.EventAge
+			}
+			if drop {
+				keys = append(keys, append([]byte(nil), k...))
+			}
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func (db *DB) deleteKeys(name []byte, keys [][]byte) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		h := tx.Bucket(bucketHistory).Bucket(name)
+		if h == nil {
+			return nil
+		}
+		for _, k := range keys {
+			if err := h.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RunRetention prunes the history with r every interval (0: hourly), starting at once,
+// until ctx ends; it then returns nil. now gives the time (nil: time.Now). A failed pass is
+// logged and retried at the next interval: retention never stops the daemon.
+func (db *DB) RunRetention(ctx context.Context, r Retention, interval time.Duration, now func() time.Time, log *slog.Logger) error {
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := db.Prune(now(), r)
+		if err != nil {
+			log.Warn("prune history", "err", err)
+		} else if n > 0 {
+			log.Info("history pruned", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
