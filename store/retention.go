@@ -95,8 +95,10 @@ type stamp struct {
 	Until time.Time         `json:"until"`
 }
 
-// expired lists the keys of name's history that r drops at now, newest first, reading in
-// one read transaction, which blocks no writer.
+// expired lists the keys of name's history that r drops at now, reading in one read
+// transaction, which blocks no writer. Keys rise with time, so the age pass reads from the
+// oldest event only to the first one young enough to keep; the count pass runs only when
+// the history holds more events than a count allows.
 func (db *DB) expired(name []byte, now time.Time, r Retention) ([][]byte, error) {
 	var keys [][]byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -104,32 +106,80 @@ func (db *DB) expired(name []byte, now time.Time, r Retention) ([][]byte, error)
 		if h == nil {
 			return nil
 		}
-		verdicts, others := 0, 0
+		young := now.Add(-min(r.VerdictAge, r.EventAge))
 		c := h.Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			var s stamp
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("event %x: corrupt record: %w", k, err)
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			s, err := readStamp(k, v)
+			if err != nil {
+				return err
 			}
-			last := s.Time
-			if s.Until.After(last) {
-				last = s.Until
+			if s.last().After(young) {
+				break
 			}
-			drop := false
-			if s.Kind == rollout.EventVerdict {
-				verdicts++
-				drop = verdicts > r.MaxVerdicts || now.Sub(last) > r.VerdictAge
-			} else {
-				others++
-				drop = others > r.MaxEvents || now.Sub(last) > r.EventAge
-			}
-			if drop {
+			if now.Sub(s.last()) > s.age(r) {
 				keys = append(keys, append([]byte(nil), k...))
 			}
 		}
-		return nil
+		if h.Stats().KeyN-len(keys) <= min(r.MaxVerdicts, r.MaxEvents) {
+			return nil
+		}
+		return countPass(h, r, &keys)
 	})
 	return keys, err
+}
+
+// countPass adds the keys beyond r's counts, newest first, that keys does not hold yet.
+func countPass(h *bolt.Bucket, r Retention, keys *[][]byte) error {
+	dropped := map[string]bool{}
+	for _, k := range *keys {
+		dropped[string(k)] = true
+	}
+	verdicts, others := 0, 0
+	c := h.Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		if dropped[string(k)] {
+			continue
+		}
+		s, err := readStamp(k, v)
+		if err != nil {
+			return err
+		}
+		over := false
+		if s.Kind == rollout.EventVerdict {
+			verdicts++
+			over = verdicts > r.MaxVerdicts
+		} else {
+			others++
+			over = others > r.MaxEvents
+		}
+		if over {
+			*keys = append(*keys, append([]byte(nil), k...))
+		}
+	}
+	return nil
+}
+
+func readStamp(k, v []byte) (stamp, error) {
+	var s stamp
+	if err := json.Unmarshal(v, &s); err != nil {
+		return s, fmt.Errorf("event %x: corrupt record: %w", k, err)
+	}
+	return s, nil
+}
+
+// last is the event's last time: Until for folded verdicts.
+func (s stamp) last() time.Time {
+	if s.Until.After(s.Time) {
+		return s.Until
+	}
+	return s.Time
+}
+
+func (s stamp) age(r Retention) time.Duration {
+	if s.Kind == rollout.EventVerdict {
+		return r.VerdictAge
+	}
+	return r.EventAge
 }
 
 func (db *DB) deleteKeys(name []byte, keys [][]byte) error {

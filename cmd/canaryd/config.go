@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/store"
 )
 
 // Config is the daemon's configuration file (canaryd serve --config canaryd.yaml).
@@ -24,6 +25,15 @@ type Config struct {
 	// Egress says which probe and Prometheus targets specs may name and which local files
 	// they may read; link-local and cloud-metadata addresses are refused by default.
 	Egress rollout.Egress `yaml:"egress"`
+
+	// History bounds the store's history per rollout; zero values take the defaults (a week
+	// of verdicts, a year of everything else).
+	History struct {
+		VerdictAge  rollout.Duration `yaml:"verdictAge"`
+		EventAge    rollout.Duration `yaml:"eventAge"`
+		MaxVerdicts int              `yaml:"maxVerdicts"`
+		MaxEvents   int              `yaml:"maxEvents"`
+	} `yaml:"history"`
 
 	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
 }
@@ -115,4 +125,11 @@ func loadConfig(path string) (*Config, error) {
 	}
 	cfg.egress = pol
 	return cfg, ps.Err()
+}
+
+// retention is the store's history bound the config asks for.
+func retention(cfg *Config) store.Retention {
+	h := cfg.History
+	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
+		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
 }

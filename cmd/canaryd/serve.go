@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
+	g.Go(func() error { return db.RunRetention(ctx, retention(cfg), time.Hour, nil, log) })
 	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
