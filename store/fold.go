@@ -17,8 +17,9 @@ type run struct {
 	dirty bool // folded into since it was read or written
 }
 
-// tailRuns reads the verdicts at the end of history h, back to the first other event, and
-// returns the newest of each gate.
+// tailRuns reads the verdicts at the end of history h, back to the first other event or the
+// first gate seen twice (a check saves every gate's verdict together), and returns the
+// newest of each gate.
 func tailRuns(h *bolt.Bucket) (map[string]*run, error) {
 	runs := map[string]*run{}
 	c := h.Cursor()
@@ -32,9 +33,10 @@ func tailRuns(h *bolt.Bucket) (map[string]*run, error) {
 		if ev.Kind != rollout.EventVerdict || ev.Verdict == nil {
 			break
 		}
-		if _, ok := runs[ev.Verdict.Gate]; !ok {
-			runs[ev.Verdict.Gate] = &run{ev: ev}
+		if _, ok := runs[ev.Verdict.Gate]; ok {
+			break // a gate again: a whole check, every gate, is behind
 		}
+		runs[ev.Verdict.Gate] = &run{ev: ev}
 	}
 	return runs, nil
 }
