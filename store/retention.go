@@ -28,12 +28,13 @@ type Retention struct {
 }
 
 // The default retention: a week of verdicts and a year of everything else, and counts that
-// a rollout checked every second cannot outgrow.
+// bound a rollout checked often: 20,000 verdict events is a week of one gate checked every
+// 30 s (identical verdicts fold into one event, so a steady gate costs far less).
 const (
 	DefaultVerdictAge  = 7 * 24 * time.Hour
 	DefaultEventAge    = 365 * 24 * time.Hour
-	DefaultMaxVerdicts = 50_000
-	DefaultMaxEvents   = 50_000
+	DefaultMaxVerdicts = 20_000
+	DefaultMaxEvents   = 20_000
 )
 
 // pruneBatch is how many events one write transaction deletes, so that pruning never holds

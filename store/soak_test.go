@@ -1,6 +1,7 @@
 package store
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,10 +18,12 @@ import (
 // and a step event ends every simulated hour. Retention runs with the defaults every
 // simulated hour. It reports the store's file size at the end and its largest size along
 // the way, which must stay flat once a week of verdicts is held.
+var soakDays = flag.Int("soak.days", 30, "simulated days BenchmarkSoak writes")
+
 func BenchmarkSoak(b *testing.B) {
+	days := time.Duration(*soakDays)
 	const (
 		rollouts    = 100
-		days        = 30
 		block       = 10 * time.Minute // one transaction per rollout per block
 		changeEvery = 60               // checks between distinct verdicts
 	)
