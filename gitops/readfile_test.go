@@ -3,6 +3,7 @@ package gitops
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,4 +63,26 @@ func TestReadManifestRefuses(t *testing.T) {
 			t.Errorf("ReadManifest(%q): error %q does not name the file", tt.name, err)
 		}
 	}
+}
+
+// FuzzCheckRepoPath: a path CheckRepoPath accepts stays inside the repo however it is
+// joined to the repo's root.
+func FuzzCheckRepoPath(f *testing.F) {
+	for _, s := range []string{"deploy/rules.yaml", "../../etc/passwd", "/etc/passwd", "a/../b", "a//b", ".", "a/./b", `a\..\b`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if CheckRepoPath(name) != nil {
+			return
+		}
+		joined := path.Join("/repo", name)
+		if !strings.HasPrefix(joined, "/repo/") || path.Clean(name) != name || strings.HasPrefix(name, "/") {
+			t.Fatalf("CheckRepoPath accepted %q, which joins to %q", name, joined)
+		}
+		for _, seg := range strings.Split(name, "/") {
+			if seg == ".." || seg == "." || seg == "" {
+				t.Fatalf("CheckRepoPath accepted %q with segment %q", name, seg)
+			}
+		}
+	})
 }
