@@ -9,6 +9,7 @@ import (
 
 	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/server"
 )
 
 // parseSpecs parses the spec files at the head and checks each valid rollout against what
@@ -57,7 +58,27 @@ func (d *daemon) prepareAll(ctx context.Context, docs []*rollout.Document) []*ro
 		}
 		ready = append(ready, doc)
 	}
+	d.gaugeInvalid()
 	return ready
+}
+
+// gaugeInvalid sets the phase gauges of every Invalid rollout, which the controller never
+// saves: /metrics says canaryd_rollout_phase{phase="Invalid"} 1 for each.
+func (d *daemon) gaugeInvalid() {
+	m, ok := d.metrics.(interface{ SetRollout(server.Rollout) })
+	if !ok || d.db == nil {
+		return
+	}
+	for _, e := range d.cat.all() {
+		if len(e.problems) == 0 {
+			continue
+		}
+		st, found, err := d.db.State(e.name)
+		if err != nil {
+			found = false
+		}
+		m.SetRollout(source{d}.view(e, st, found))
+	}
 }
 
 // invalidate replaces the entry of name by an Invalid copy with ps added.

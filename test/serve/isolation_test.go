@@ -126,6 +126,13 @@ func TestServeIsolatesBrokenSpecsAtStart(t *testing.T) {
 	w.expectBroken(bs)
 	w.waitPhase(90*time.Second, rollout.Succeeded)
 	w.expectBroken(bs)
+	_, metrics := w.api("GET", "/metrics", "", nil)
+	for _, b := range bs {
+		want := fmt.Sprintf(`canaryd_rollout_phase{phase="Invalid",rollout=%q} 1`, b.name)
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestServeIsolatesBrokenSpecsPushedWhileRunning: the same breakage pushed while the good
