@@ -114,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		cfg: cfg, url: Redact(cfg.URL), log: cfg.Log,
 		branch: plumbing.NewBranchReferenceName(cfg.Branch),
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
-		mu: newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
+		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
 	}
 	var err error

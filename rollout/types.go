@@ -222,4 +222,8 @@ type Event struct {
 	Actor   string    `json:"actor,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
 	Message string    `json:"message,omitempty"`
+	// Count is how many consecutive identical verdicts of one gate this event stands for
+	// (0 or 1: one); Until is the time of the last of them. The store folds them.
+	Count int       `json:"count,omitempty"`
+	Until time.Time `json:"until,omitzero"`
 }

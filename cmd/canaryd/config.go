@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/store"
 )
 
 // Config is the daemon's configuration file (canaryd serve --config canaryd.yaml).
@@ -21,6 +22,20 @@ type Config struct {
 	API struct {
 		TokenFile string `yaml:"tokenFile"`
 	} `yaml:"api"`
+	// Egress says which probe and Prometheus targets specs may name and which local files
+	// they may read; link-local and cloud-metadata addresses are refused by default.
+	Egress rollout.Egress `yaml:"egress"`
+
+	// History bounds the store's history per rollout; zero values take the defaults (a week
+	// of verdicts, a year of everything else).
+	History struct {
+		VerdictAge  rollout.Duration `yaml:"verdictAge"`
+		EventAge    rollout.Duration `yaml:"eventAge"`
+		MaxVerdicts int              `yaml:"maxVerdicts"`
+		MaxEvents   int              `yaml:"maxEvents"`
+	} `yaml:"history"`
+
+	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -43,6 +58,10 @@ type GitConfig struct {
 		CABundleFile         string `yaml:"caBundleFile"`
 	} `yaml:"auth"`
 	SigningKeyFile string `yaml:"signingKeyFile"`
+	// WebhookSecretFile holds the secret POST /hooks/git checks (GitHub's and Gitea's
+	// HMAC-SHA256 signature, GitLab's token). Without it the hook proves nothing and may
+	// only trigger a fetch, rate-limited.
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
 }
 
 // Person is a commit's author or committer.
@@ -109,5 +128,17 @@ func loadConfig(path string) (*Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
+	pol, err := rollout.CompileEgress(cfg.Egress)
+	if err != nil {
+		bad("egress", err.Error())
+	}
+	cfg.egress = pol
 	return cfg, ps.Err()
+}
+
+// retention is the store's history bound the config asks for.
+func retention(cfg *Config) store.Retention {
+	h := cfg.History
+	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
+		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
 }

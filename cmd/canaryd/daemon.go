@@ -62,13 +62,14 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	if head == d.specsHead {
 		return nil // the head has not moved since the specs were last read
 	}
-	entries := parseSpecs(files)
+	entries := d.parseSpecs(files)
 	for _, e := range entries {
 		if len(e.problems) > 0 {
 			d.log.Warn("invalid spec", "rollout", e.name, "commit", head, "problems", e.problems.Error())
 		}
 	}
 	docs := d.cat.replace(entries)
+	d.gaugeInvalid()
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head

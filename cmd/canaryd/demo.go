@@ -18,7 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/canarydio/canaryd/sandbox"
-	"github.com/canarydio/canaryd/test/promtest"
+	"github.com/canarydio/canaryd/sandbox/promserver"
 )
 
 // demoFlags are canaryd demo's flags.
@@ -90,7 +90,7 @@ var errNoPrometheus = errors.New("demo needs Prometheus: install it with `sudo a
 
 func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoFlags) error {
 	if f.prometheus == "" {
-		if _, err := promtest.Binary(); err != nil {
+		if _, err := promserver.Binary(); err != nil {
 			return errNoPrometheus
 		}
 	}

@@ -127,10 +127,18 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	d.fetched.Store(true)
 	d.fetchedAt.Store(time.Now().UnixNano())
-	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
+	hookSecret, err := readSecret("git.webhookSecretFile", cfg.Git.WebhookSecretFile)
+	if err != nil {
+		return err
+	}
+	if hookSecret == nil {
+		log.Warn("git webhook without a secret: it only triggers a fetch, rate-limited", "field", "git.webhookSecretFile")
+	}
+	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
+	g.Go(func() error { return db.RunRetention(ctx, retention(cfg), time.Hour, nil, log) })
 	g.Go(func() error {
 		// Every replica fetches: the leader to see people's changes, a follower to keep
 		// its read view current.
