@@ -46,14 +46,28 @@ func (g *Gates) Probe() *Probe { return g.probe }
 // Close closes the probe's connections.
 func (g *Gates) Close() error { return g.probe.Close() }
 
-// Check runs the gates doc.Spec.Gates(w.Canary) names, at once, and returns their verdicts
-// in that order: one per metric while the canary has traffic (w.Canary > 0), then the
-// probe's. A gate that cannot decide returns an Error or Inconclusive verdict, never Pass.
+// Check is CheckStep for a step known only by its weights: the vs-stable gates start a new
+// step's counts when the canary weight changes.
 func (g *Gates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict {
+	return g.CheckStep(ctx, doc, rollout.StepKey{Rollout: doc.Name(), Step: w.Canary}, w)
+}
+
+// CheckStep runs the gates doc.Spec.Gates(w.Canary) names, at once, and returns their
+// verdicts in that order: one per metric while the canary has traffic (w.Canary > 0), then
+// the probe's. The vs-stable gates count from the start of the step key names; at weight 0
+// they only take a look, so that the next step counts from it. A gate that cannot decide
+// returns an Error or Inconclusive verdict, never Pass.
+func (g *Gates) CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict {
 	var metrics []*rollout.Metric
-	if a := doc.Spec.Analysis; a != nil && w.Canary > 0 {
+	var looks []*rollout.Metric // vs-stable gates at weight 0: a baseline look, no verdict
+	if a := doc.Spec.Analysis; a != nil {
 		for i := range a.Metrics {
-			metrics = append(metrics, &a.Metrics[i])
+			switch m := &a.Metrics[i]; {
+			case w.Canary > 0:
+				metrics = append(metrics, m)
+			case m.VsStable():
+				looks = append(looks, m)
+			}
 		}
 	}
 	n := len(metrics)
@@ -63,7 +77,14 @@ func (g *Gates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weig
 	verdicts := make([]rollout.Verdict, n)
 	var wg sync.WaitGroup
 	for i, m := range metrics {
+		if m.VsStable() {
+			wg.Go(func() { verdicts[i], _ = g.prom.checkStep(ctx, doc, m, key, w) })
+			continue
+		}
 		wg.Go(func() { verdicts[i] = g.prom.Check(ctx, doc, m) })
+	}
+	for _, m := range looks {
+		wg.Go(func() { g.prom.checkStep(ctx, doc, m, key, w) })
 	}
 	if doc.Spec.Probe != nil {
 		wg.Go(func() { verdicts[n-1] = g.probe.Check(ctx, doc.Spec.Probe) })

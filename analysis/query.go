@@ -59,7 +59,9 @@ func Render(m *rollout.Metric, vars rollout.QueryVars) (string, error) {
 	return render(text, vars)
 }
 
-func render(text string, vars rollout.QueryVars) (string, error) {
+func render(text string, vars rollout.QueryVars) (string, error) { return renderAny(text, vars) }
+
+func renderAny(text string, vars any) (string, error) {
 	t, err := template.New("query").Option("missingkey=error").Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("query template: %w", err)

@@ -43,6 +43,13 @@ type Gates interface {
 	Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict
 }
 
+// StepGates is Gates that keep counts between checks of a step (the vs-stable gates): the
+// controller tells them which step a check belongs to, so that a new step or run starts
+// afresh.
+type StepGates interface {
+	CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict
+}
+
 // Store keeps each rollout's state and its history.
 type Store interface {
 	// Save stores st and appends evs to its history in one durable transaction.

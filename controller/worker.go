@@ -182,6 +182,10 @@ func (w *worker) check(ctx context.Context) []rollout.Verdict {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if sg, ok := w.c.opts.Gates.(StepGates); ok {
+		key := rollout.StepKey{Rollout: w.st.Rollout, Run: w.st.Run, Step: w.st.Step, Since: w.st.StepSince}
+		return sg.CheckStep(ctx, w.doc, key, w.st.Weights)
+	}
 	return w.c.opts.Gates.Check(ctx, w.doc, w.st.Weights)
 }
 

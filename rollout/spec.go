@@ -19,7 +19,7 @@ const (
 )
 
 // Templates lists the built-in metric templates.
-var Templates = []string{TemplateSuccessRate, TemplateLatencyP99, TemplateRequestRate}
+var Templates = []string{TemplateSuccessRate, TemplateLatencyP99, TemplateRequestRate, TemplateErrorsVsStable, TemplateLatencyVsStable}
 
 // ProbeGate is the gate name of the gRPC probe's verdicts.
 const ProbeGate = "probe"
@@ -133,6 +133,10 @@ type Metric struct {
 	// CompareToStable, when set, also fails the check when the canary is worse than the
 	// stable subset by more than Margin in the same window.
 	CompareToStable *Compare `yaml:"compareToStable"`
+	// Alpha and Tolerance tune the vs-stable gates (see TemplateErrorsVsStable); nil means
+	// DefaultAlpha and DefaultTolerance.
+	Alpha     *float64 `yaml:"alpha"`
+	Tolerance *float64 `yaml:"tolerance"`
 }
 
 // GateName is the name the metric's verdicts carry: its name, or else its template.
@@ -184,7 +188,7 @@ func (t Threshold) For(m *Metric) float64 {
 	if t.Dur == 0 {
 		return t.Value
 	}
-	if m.Template == TemplateLatencyP99 {
+	if m.Template == TemplateLatencyP99 || m.Template == TemplateLatencyVsStable {
 		return float64(t.Dur) / float64(time.Millisecond)
 	}
 	return t.Dur.Seconds()

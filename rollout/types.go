@@ -70,6 +70,8 @@ type Verdict struct {
 	Time     time.Time  `json:"time"`
 	Reason   string     `json:"reason,omitempty"`
 	Evidence []Evidence `json:"evidence,omitempty"`
+	// Test is the statistical test of a vs-stable gate, with its counts.
+	Test *TestEvidence `json:"test,omitempty"`
 }
 
 // Evidence is one measurement behind a verdict: a PromQL query and its value against the

@@ -141,7 +141,9 @@ func (v validator) metric(base string, m *Metric) {
 			v.bad(base+".query", "%v", err)
 		}
 	}
-	if m.Min == nil && m.Max == nil && m.CompareToStable == nil {
+	if m.VsStable() {
+		v.vsStable(base, m)
+	} else if m.Min == nil && m.Max == nil && m.CompareToStable == nil {
 		v.bad(base, "needs min, max or compareToStable")
 	}
 	if m.Min != nil && m.Max != nil && m.Min.For(m) > m.Max.For(m) {
@@ -152,6 +154,28 @@ func (v validator) metric(base string, m *Metric) {
 	}
 	if m.OnNoData != OnNoDataHold && m.OnNoData != OnNoDataFail {
 		v.bad(base+".onNoData", "must be %q or %q, not %q", OnNoDataHold, OnNoDataFail, m.OnNoData)
+	}
+}
+
+// vsStable checks the settings of a gate that compares with stable from counters.
+func (v validator) vsStable(base string, m *Metric) {
+	if m.Alpha != nil && (*m.Alpha <= 0 || *m.Alpha > 0.5) {
+		v.bad(base+".alpha", "must be within (0, 0.5], not %v", *m.Alpha)
+	}
+	if m.Tolerance != nil && *m.Tolerance < 0 {
+		v.bad(base+".tolerance", "must not be negative, not %v", *m.Tolerance)
+	}
+	if m.Min != nil {
+		v.bad(base+".min", "%s takes no min; use max", m.Template)
+	}
+	if m.CompareToStable != nil {
+		v.bad(base+".compareToStable", "%s always compares with stable", m.Template)
+	}
+	if m.Template == TemplateErrorsVsStable && m.Max != nil && (m.Max.Dur != 0 || m.Max.Value < 0 || m.Max.Value > 1) {
+		v.bad(base+".max", "is the canary's highest error ratio when it serves alone, within 0..1, not %s", m.Max)
+	}
+	if m.Template == TemplateLatencyVsStable && m.Max != nil && m.Max.For(m) < 0 {
+		v.bad(base+".max", "must not be negative, not %s", m.Max)
 	}
 }
 
