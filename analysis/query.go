@@ -12,9 +12,11 @@ import (
 )
 
 // canarySelector selects the gRPC requests to the subset named by .Canary of the spec's
-// service, as reported by the destination's proxy. The subset name is the pods' version
-// label, as in the sample's DestinationRule.
-const canarySelector = `reporter="destination",destination_service_name="{{ .Service }}",destination_version="{{ .Canary }}",request_protocol="grpc"`
+// service, as reported by the calling proxy (the gateway or a client's sidecar): it also
+// counts the calls it could not deliver to a down canary, which the canary's own proxy
+// never sees. The subset name is the pods' version label, as in the sample's
+// DestinationRule.
+const canarySelector = `reporter="source",destination_service_name="{{ .Service }}",destination_version="{{ .Canary }}",request_protocol="grpc"`
 
 // builtins are the PromQL templates of the built-in metrics. The success rate counts the
 // gRPC status (grpc_response_status), not the HTTP code, which is 200 for most failed gRPC
