@@ -42,6 +42,9 @@ type SpecTimings struct {
 	Interval time.Duration // analysis interval
 	Bake     time.Duration
 	Window   time.Duration // the success rate's window
+	// MinRequests is how many canary calls the vs-stable gates need in a step before a
+	// quiet test may pass; 0 means 300.
+	MinRequests int
 }
 
 // DefaultTimings keep a whole scenario well under a minute.
@@ -59,7 +62,8 @@ func TimingsFor(sc Scenario) SpecTimings {
 }
 
 var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as DESIGN.md's example, tuned for a demo that lasts a minute:
-# a step every 5s, gated by the canary's gRPC success rate in Prometheus and by a
+# a step every 5s, gated by an anytime-valid test of the canary's gRPC errors against
+# v1's (counted from Prometheus' raw counters), its p99 latency against v1's, and a
 # grpcurl call through the gateway.
 apiVersion: canaryd.io/v1alpha1
 kind: Rollout
@@ -78,11 +82,14 @@ spec:
     bake: {{ .T.Bake }}
     failureLimit: 2     # Prometheus: the daemon's default (canaryd.yaml)
     metrics:
-      - template: grpc-success-rate
-        min: 0.95
-        window: {{ .T.Window }}
-        minRequests: 20
+      - template: grpc-errors-vs-stable   # rolls back a worse canary, alpha: false rollbacks
+        alpha: 0.01
+        tolerance: 0.5                    # "not worse" means at most 1.5 times v1's error rate
+        minRequests: {{ .MinRequests }}                  # canary calls a step needs before a quiet test passes
         onNoData: hold
+      - template: grpc-latency-vs-stable
+        max: 100ms                        # p99 may exceed v1's by this much
+        minRequests: {{ .MinRequests }}
   probe:
     grpcurl: -d '{"name":"Jack"}' -plaintext {{ .Gateway }} helloworld.Greeter/SayHello
     expect: "Hello, Jack!"
@@ -91,11 +98,18 @@ spec:
     timeout: 2s
 `))
 
+func minRequests(t SpecTimings) int {
+	if t.MinRequests > 0 {
+		return t.MinRequests
+	}
+	return 300
+}
+
 // RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
 func RolloutSpec(gateway string, t SpecTimings) []byte {
 	var b bytes.Buffer
 	err := specTmpl.Execute(&b, map[string]any{
-		"Name": RolloutName, "Manifest": Manifest, "Gateway": gateway, "T": t,
+		"Name": RolloutName, "Manifest": Manifest, "Gateway": gateway, "T": t, "MinRequests": minRequests(t),
 	})
 	if err != nil {
 		panic(err) // the template and its data are fixed
