@@ -160,6 +160,12 @@ type Probe struct {
 	Count      int      `yaml:"count"`
 	MinSuccess *float64 `yaml:"minSuccess"`
 	Timeout    Duration `yaml:"timeout"`
+	// CanaryAddress, when set, is where the calls go instead of the command's address:
+	// straight to the canary subset (its Service or pod address), so the probe tests the
+	// canary at any weight, 0 % included. StableAddress adds the same calls to stable as a
+	// control, which never counts against the canary.
+	CanaryAddress string `yaml:"canaryAddress"`
+	StableAddress string `yaml:"stableAddress"`
 
 	// Command is GRPCurl parsed; set by Parse.
 	Command *GRPCurlCommand `yaml:"-"`

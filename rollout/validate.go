@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -192,6 +193,14 @@ func (v validator) probe(p *Probe) {
 	}
 	if p.Count < 0 {
 		v.bad("spec.probe.count", "must be at least 1, not %d", p.Count)
+	}
+	for field, addr := range map[string]string{"canaryAddress": p.CanaryAddress, "stableAddress": p.StableAddress} {
+		if _, port, err := net.SplitHostPort(addr); addr != "" && (err != nil || port == "") {
+			v.bad("spec.probe."+field, "%q is not HOST:PORT", addr)
+		}
+	}
+	if p.StableAddress != "" && p.CanaryAddress == "" {
+		v.bad("spec.probe.stableAddress", "is a control for canaryAddress; set canaryAddress too")
 	}
 	if ms := *p.MinSuccess; ms < 0 || ms > 1 {
 		v.bad("spec.probe.minSuccess", "must be within 0..1, not %v", ms)

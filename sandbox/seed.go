@@ -96,6 +96,10 @@ spec:
     count: 3
     minSuccess: 1.0
     timeout: 2s
+{{- if .V2 }}
+    canaryAddress: {{ .V2 }}          # straight to v2, so the probe tests it at 0 % too
+    stableAddress: {{ .V1 }}          # a control: a failing v1 never counts against v2
+{{- end }}
 `))
 
 func minRequests(t SpecTimings) int {
@@ -106,10 +110,16 @@ func minRequests(t SpecTimings) int {
 }
 
 // RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
-func RolloutSpec(gateway string, t SpecTimings) []byte {
+func RolloutSpec(gateway string, t SpecTimings) []byte { return RolloutSpecPinned(gateway, t, "", "") }
+
+// RolloutSpecPinned is RolloutSpec with a probe that calls greeter v2 at v2 and greeter v1
+// at v1 (host:port) straight, so it reaches the canary at any weight; empty addresses
+// probe through the gateway.
+func RolloutSpecPinned(gateway string, t SpecTimings, v1, v2 string) []byte {
 	var b bytes.Buffer
 	err := specTmpl.Execute(&b, map[string]any{
 		"Name": RolloutName, "Manifest": Manifest, "Gateway": gateway, "T": t, "MinRequests": minRequests(t),
+		"V1": v1, "V2": v2,
 	})
 	if err != nil {
 		panic(err) // the template and its data are fixed
