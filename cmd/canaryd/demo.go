@@ -46,8 +46,8 @@ func newDemoCmd() *cobra.Command {
 			"Rollout spec, a gRPC gateway on " + "127.0.0.1:8080 that routes by the VirtualService in that remote and\n" +
 			"exports Istio's metrics, Prometheus scraping it, steady traffic, and canaryd serve in gitops mode;\n" +
 			"then it plays a scenario and shows what happens. Everything lives under --workdir, which is kept.\n\n" +
-			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls: rolled back\n" +
-			"at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
+			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls from the 40% step: rolled\n" +
+			"back at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
 			"With --until-done it exits 0 when the scenario ended as it should and 1 otherwise; without it,\n" +
 			"the world keeps running after the summary until Ctrl-C. Ctrl-C stops everything at any moment.",
 		Args: usageArgs(cobra.NoArgs),
