@@ -99,3 +99,35 @@ type TestEvidence struct {
 	// Looks is how many checks of the step the test has taken.
 	Looks int `json:"looks"`
 }
+
+// What a step that passes its progress deadline does.
+const (
+	OnProgressDeadlineHold     = "hold"
+	OnProgressDeadlineRollback = "rollback"
+)
+
+// PostPromotionBake returns how long the gates keep checking the canary at 100 % before
+// the rollout is Succeeded: analysis.postPromotionBake, or else the bake.
+func (s *Spec) PostPromotionBake() time.Duration {
+	if s.Analysis == nil {
+		return 0
+	}
+	if s.Analysis.PostPromotionBake.Set {
+		return s.Analysis.PostPromotionBake.Duration
+	}
+	return s.Analysis.Bake.Duration
+}
+
+// Condition is a state a rollout is in beside its phase, such as Stuck.
+type Condition struct {
+	Type   string    `json:"type"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+// ConditionStuck is the condition of a step that has not been able to decide for its
+// progress deadline.
+const ConditionStuck = "Stuck"
+
+// EventStuck records that a step passed its progress deadline.
+const EventStuck EventKind = "stuck"

@@ -94,6 +94,11 @@ type Spec struct {
 	TimeZone string    `yaml:"timeZone"`
 	Analysis *Analysis `yaml:"analysis"`
 	Probe    *Probe    `yaml:"probe"`
+	// ProgressDeadline is how long a step may go without being able to decide (no
+	// traffic, no data, gates that neither pass nor trip) before OnProgressDeadline is
+	// taken; 0 means no deadline.
+	ProgressDeadline   Duration `yaml:"progressDeadline"`
+	OnProgressDeadline string   `yaml:"onProgressDeadline"`
 }
 
 // ObjectRef names a namespaced Kubernetes object.
@@ -106,11 +111,14 @@ func (r ObjectRef) String() string { return r.Namespace + "/" + r.Name }
 
 // Analysis says how the canary's metrics gate each step.
 type Analysis struct {
-	Interval     Duration   `yaml:"interval"`
-	Bake         Duration   `yaml:"bake"`
-	FailureLimit int        `yaml:"failureLimit"`
-	Prometheus   Prometheus `yaml:"prometheus"`
-	Metrics      []Metric   `yaml:"metrics"`
+	Interval Duration `yaml:"interval"`
+	Bake     Duration `yaml:"bake"`
+	// PostPromotionBake is how long the gates keep checking the canary at 100 % before the
+	// rollout is Succeeded; unset means Bake, 0s means none.
+	PostPromotionBake Duration   `yaml:"postPromotionBake"`
+	FailureLimit      int        `yaml:"failureLimit"`
+	Prometheus        Prometheus `yaml:"prometheus"`
+	Metrics           []Metric   `yaml:"metrics"`
 }
 
 // Prometheus is where metrics are queried.

@@ -146,10 +146,12 @@ type State struct {
 	Gates    map[string]GateState `json:"gates,omitempty"`
 	Pending  *Move                `json:"pending,omitempty"`
 	// LastVerdict is the most recent verdict of any gate.
-	LastVerdict *Verdict  `json:"lastVerdict,omitempty"`
-	Commit      string    `json:"commit,omitempty"`
-	Message     string    `json:"message,omitempty"`
-	Updated     time.Time `json:"updated"`
+	LastVerdict *Verdict `json:"lastVerdict,omitempty"`
+	// Stuck is set while the current step is past its progress deadline.
+	Stuck   *Condition `json:"stuck,omitempty"`
+	Commit  string     `json:"commit,omitempty"`
+	Message string     `json:"message,omitempty"`
+	Updated time.Time  `json:"updated"`
 }
 
 // EventKind names what an Event records.

@@ -50,6 +50,7 @@ func validate(d *decoder, doc *Document) {
 	if s.Probe != nil {
 		v.probe(s.Probe)
 	}
+	v.deadline(s)
 }
 
 type validator struct{ d *decoder }
@@ -101,6 +102,20 @@ func (v validator) steps(steps []int) {
 	}
 	if last := steps[len(steps)-1]; last != 100 && last >= 0 && last <= 100 {
 		v.bad(fmt.Sprintf("spec.steps[%d]", len(steps)-1), "the last step must be 100, not %d", last)
+	}
+}
+
+// deadline checks the progress deadline against the bake it must outlast.
+func (v validator) deadline(s *Spec) {
+	switch s.OnProgressDeadline {
+	case "", OnProgressDeadlineHold, OnProgressDeadlineRollback:
+	default:
+		v.bad("spec.onProgressDeadline", "must be %q or %q, not %q", OnProgressDeadlineHold, OnProgressDeadlineRollback, s.OnProgressDeadline)
+	}
+	if d := s.ProgressDeadline.Duration; d < 0 {
+		v.bad("spec.progressDeadline", "must not be negative, not %s", d)
+	} else if d > 0 && (d <= s.Bake() || d <= s.PostPromotionBake()) {
+		v.bad("spec.progressDeadline", "%s must be longer than the bake (%s) and the post-promotion bake (%s)", d, s.Bake(), s.PostPromotionBake())
 	}
 }
 
