@@ -20,6 +20,9 @@ const (
 	// maxSeries is how many raw series one gate remembers; beyond it, new series are
 	// counted from their first look (their earlier increase is lost, never invented).
 	maxSeries = 20000
+	// minBaseline is how many stable calls a step needs to be the baseline of a canary
+	// that later serves alone.
+	minBaseline = 100
 )
 
 // sample is one raw series' value at a look.
@@ -72,6 +75,10 @@ type tally struct {
 	stable  rollout.SubsetCounts
 	test    *Sequential
 	tripped bool // the test crossed 1/alpha: the step's verdict stays Fail
+	// baseline is stable's counts in an earlier step of the run, for a canary that serves
+	// alone (100 %); alone holds the log likelihood ratios of its one-sample test.
+	baseline *rollout.SubsetCounts
+	alone    []float64
 	// buckets are the latency histograms' increases in the step, per subset and le.
 	buckets map[string]map[float64]float64
 }
@@ -111,7 +118,15 @@ func (t *tracker) with(key rollout.StepKey, gate string, now time.Time, stale ti
 		e.counters = newCounters()
 	}
 	if e.tally == nil || e.tally.key.Run != key.Run || e.tally.key.Step != key.Step || !e.tally.key.Since.Equal(key.Since) {
-		e.tally = &tally{key: key, buckets: map[string]map[float64]float64{}}
+		next := &tally{key: key, buckets: map[string]map[float64]float64{}}
+		if old := e.tally; old != nil && old.key.Run == key.Run {
+			next.baseline = old.baseline
+			if old.stable.Requests >= minBaseline {
+				b := old.stable
+				next.baseline = &b
+			}
+		}
+		e.tally = next
 	}
 	e.used = now
 	f(e)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/canarydio/canaryd/rollout"
 )
 
 // binomial draws the number of failures in n calls that each fail with probability p.
@@ -135,5 +137,34 @@ func TestSequentialIgnoresOneSidedLooks(t *testing.T) {
 	}
 	if m, want := mixture([]float64{700, 700 + math.Log(3)}), 2*math.Exp(700); math.Abs(m-want)/want > 1e-9 {
 		t.Errorf("mixture = %v, want %v", m, want)
+	}
+}
+
+// TestAloneTest checks the one-sample test of a canary serving alone at 100 % against
+// stable's rate earlier in the run: no more than alpha false rollbacks for a canary as good
+// as stable was, and a 2% regression over a stable without errors caught.
+func TestAloneTest(t *testing.T) {
+	const runs, alpha = 1000, 0.01
+	r := rand.New(rand.NewPCG(7, 8))
+	rollbacks := func(baseline rollout.SubsetCounts, canaryP float64, looks int) int {
+		n := 0
+		p0 := aloneNull(baseline, 0.5)
+		for range runs {
+			var logs []float64
+			for range looks {
+				logs = observeAlone(logs, 50, binomial(r, 50, canaryP), p0)
+				if mixture(logs) >= 1/alpha {
+					n++
+					break
+				}
+			}
+		}
+		return n
+	}
+	if n := rollbacks(rollout.SubsetCounts{Requests: 1000, Errors: 60}, 0.06, 100); float64(n)/runs > alpha {
+		t.Errorf("a canary as good as stable (6%%) was rolled back in %d of %d runs, more than alpha", n, runs)
+	}
+	if n := rollbacks(rollout.SubsetCounts{Requests: 1000}, 0.02, 20); n < runs*99/100 {
+		t.Errorf("a canary at 2%% over a stable at 0%% was caught in %d of %d runs within 1000 calls, want 99%%", n, runs)
 	}
 }

@@ -150,7 +150,35 @@ func (sc *stepCheck) errors(t *tally, samples []sample, inc []float64) {
 		return // a look for the baseline only
 	}
 	t.test.Observe(look[0].Requests, look[0].Errors, look[1].Requests, look[1].Errors)
+	if look[1].Requests == 0 && t.baseline != nil {
+		t.alone = observeAlone(t.alone, look[0].Requests, look[0].Errors, aloneNull(*t.baseline, sc.m.ToleranceOr()))
+	}
 	sc.judgeErrors(t)
+}
+
+// aloneNull is the error rate a canary serving alone is held to: 1+tolerance times the
+// stable subset's in an earlier step of the run, estimated with one error added so that
+// a stable without errors does not make every canary error a regression.
+func aloneNull(stable rollout.SubsetCounts, tolerance float64) float64 {
+	return min((float64(stable.Errors)+1)/float64(stable.Requests+1)*(1+tolerance), 0.5)
+}
+
+// observeAlone adds a look of n canary calls with e errors to the one-sample test of
+// "the canary's error rate is at most p0" against ErrorRatios times p0: a nonnegative
+// supermartingale under the null, so Ville's inequality bounds it as it does the
+// two-sample test.
+func observeAlone(logs []float64, n, e int64, p0 float64) []float64 {
+	if logs == nil {
+		logs = make([]float64, len(ErrorRatios))
+	}
+	if n <= 0 {
+		return logs
+	}
+	for i, phi := range ErrorRatios {
+		p1 := min(phi*p0, 0.99)
+		logs[i] += float64(e)*(math.Log(p1)-math.Log(p0)) + float64(n-e)*(math.Log1p(-p1)-math.Log1p(-p0))
+	}
+	return logs
 }
 
 // judgeErrors sets the verdict from the step's test: Fail once the mixture likelihood
@@ -172,6 +200,10 @@ func (sc *stepCheck) judgeErrors(t *tally) {
 		sc.v.Reason = fmt.Sprintf("%s (likelihood ratio %s >= %s, alpha %s)", counts, formatValue(worse), formatValue(1/alpha), formatValue(alpha))
 		return
 	}
+	if t.stable.Requests == 0 && t.alone != nil {
+		sc.judgeAlone(t, ev, counts)
+		return
+	}
 	if sc.m.Max != nil && t.stable.Requests == 0 && t.canary.Requests >= minStableLatency {
 		if rate := t.canary.ErrorRate(); rate > sc.m.Max.Value {
 			ev.Statistic, ev.Value, ev.Threshold = "canary error ratio", rate, sc.m.Max.Value
@@ -187,6 +219,26 @@ func (sc *stepCheck) judgeErrors(t *tally) {
 		return
 	}
 	sc.passAfterBake(t.canary.Requests, fmt.Sprintf("%s; likelihood ratio %s < %s", counts, formatValue(worse), formatValue(1/alpha)))
+}
+
+// judgeAlone judges a canary that serves alone against stable's error rate in an earlier
+// step of the run: Fail once the one-sample test reaches 1/alpha (for the rest of the
+// step), else Pass after the bake with enough canary calls.
+func (sc *stepCheck) judgeAlone(t *tally, ev *rollout.TestEvidence, counts string) {
+	alpha := sc.m.AlphaOr()
+	p0 := aloneNull(*t.baseline, sc.m.ToleranceOr())
+	lr := mixture(t.alone)
+	ev.Statistic = fmt.Sprintf("mixture likelihood ratio (canary alone worse than error ratio %s)", formatValue(p0))
+	ev.Value, ev.Stable = lr, *t.baseline
+	why := fmt.Sprintf("%s; the canary serves alone, held to %s of calls failing (stable earlier in the run: %d of %d)",
+		counts, formatValue(p0), t.baseline.Errors, t.baseline.Requests)
+	if lr >= 1/alpha {
+		t.tripped = true
+		sc.v.Result = rollout.Fail
+		sc.v.Reason = fmt.Sprintf("%s (likelihood ratio %s >= %s, alpha %s)", why, formatValue(lr), formatValue(1/alpha), formatValue(alpha))
+		return
+	}
+	sc.passAfterBake(t.canary.Requests, fmt.Sprintf("%s; likelihood ratio %s < %s", why, formatValue(lr), formatValue(1/alpha)))
 }
 
 // passAfterBake passes when the step has baked with enough canary requests, and is
