@@ -43,8 +43,10 @@ type SpecTimings struct {
 	Bake     time.Duration
 	Window   time.Duration // the success rate's window
 	// MinRequests is how many canary calls the vs-stable gates need in a step before a
-	// quiet test may pass; 0 means 300.
+	// quiet test may pass; 0 means 1000, enough to catch a 2% regression at 40%.
 	MinRequests int
+	// ProgressDeadline, when set, is the spec's progressDeadline (onProgressDeadline: hold).
+	ProgressDeadline time.Duration
 }
 
 // DefaultTimings keep a whole scenario well under a minute.
@@ -77,6 +79,10 @@ spec:
   manifest: {{ .Manifest }}
   steps: [0, 40, 100]
   schedule: "{{ .T.Schedule }}"
+{{- if .T.ProgressDeadline }}
+  progressDeadline: {{ .T.ProgressDeadline }}
+  onProgressDeadline: hold
+{{- end }}
   analysis:
     interval: {{ .T.Interval }}
     bake: {{ .T.Bake }}
@@ -93,8 +99,8 @@ spec:
   probe:
     grpcurl: -d '{"name":"Jack"}' -plaintext {{ .Gateway }} helloworld.Greeter/SayHello
     expect: "Hello, Jack!"
-    count: 3
-    minSuccess: 1.0
+    count: 5
+    minSuccess: 0.6     # a smoke test: the statistics are the metrics' job
     timeout: 2s
 {{- if .V2 }}
     canaryAddress: {{ .V2 }}          # straight to v2, so the probe tests it at 0 % too
@@ -106,7 +112,7 @@ func minRequests(t SpecTimings) int {
 	if t.MinRequests > 0 {
 		return t.MinRequests
 	}
-	return 300
+	return 1000
 }
 
 // RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
