@@ -291,6 +291,7 @@ func (sc *stepCheck) latency(t *tally, samples []sample, inc []float64) {
 	}
 	cp, cn := histQuantile(0.99, t.buckets[sc.vars.Canary])
 	sp, sn := histQuantile(0.99, t.buckets[sc.vars.Stable])
+	cp, sp = finite(cp), finite(sp) // no calls yet: 0, which the counts explain; JSON has no NaN
 	t.canary.Requests, t.stable.Requests = int64(cn), int64(sn)
 	margin := float64(DefaultLatencyMargin) / float64(time.Millisecond)
 	if sc.m.Max != nil {
@@ -312,6 +313,13 @@ func (sc *stepCheck) latency(t *tally, samples []sample, inc []float64) {
 	default:
 		sc.passAfterBake(int64(cn), counts)
 	}
+}
+
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
 }
 
 func formatMargin(m *rollout.Metric) string {

@@ -169,7 +169,7 @@ func watch(ctx context.Context, t *testing.T, w *sandbox.World, j judgement, sta
 		case <-ctx.Done():
 			t.Fatalf("interrupted: %v", ctx.Err())
 		case <-w.ServeExited():
-			t.Fatalf("canaryd serve exited; see %s", filepath.Join(w.Workdir, "logs", "canaryd.log"))
+			t.Fatalf("canaryd serve exited:\n%s", tail(filepath.Join(w.Workdir, "logs", "canaryd.log")))
 		case <-tick.C:
 		}
 	}
@@ -233,6 +233,15 @@ func stuckMetric(t *testing.T, w *sandbox.World) bool {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return strings.Contains(string(body), fmt.Sprintf(`canaryd_rollout_stuck{rollout=%q} 1`, sandbox.RolloutName))
+}
+
+// tail returns the end of a log file.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b[max(0, len(b)-3000):])
 }
 
 func logTable(t *testing.T) {
