@@ -68,7 +68,7 @@ func newDemoCmd() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8090", "canaryd's status API and page")
 	fl.StringVar(&f.v1, "v1", "127.0.0.1:0", "greeter v1's address")
 	fl.StringVar(&f.v2, "v2", "127.0.0.1:0", "greeter v2's address")
-	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway")
+	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway (0: none)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the gateway's weighted picks (0: random)")
 	fl.DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long the scenario may take")
 	fl.StringVar(&f.prometheus, "prometheus", "", "the prometheus binary (default: Debian's /usr/bin/prometheus, then $PATH)")
@@ -113,6 +113,9 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer w.Close()
+	if f.rate == 0 {
+		w.Traffic.SetPaused(true) // --rate 0: no traffic at all, not the default rate
+	}
 	fmt.Fprintf(out, "gateway %s (as the seed's ingress) · status page %s · Prometheus %s\n",
 		w.Gateway.Addr(), w.StatusURL, w.Prometheus.URL)
 	return playDemo(ctx, out, w, sc, f)
