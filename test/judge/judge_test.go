@@ -72,14 +72,14 @@ func matrix() []judgement {
 		js = append(js, judgement{name: fmt.Sprintf("healthy/5/seed%d", seed), rate: 5, seed: seed, minRequests: 100, want: rollout.Succeeded})
 	}
 	for _, p := range []float64{0.02, 0.06} {
-		js = append(js, judgement{name: fmt.Sprintf("both-at-%.0f%%", p*100), rate: 50, seed: 4, stableErr: p, canaryErr: p, code: codes.Unavailable, minRequests: 1000, want: rollout.Succeeded})
+		js = append(js, judgement{name: fmt.Sprintf("both-at-%.0fpct", p*100), rate: 50, seed: 4, stableErr: p, canaryErr: p, code: codes.Unavailable, minRequests: 1000, want: rollout.Succeeded})
 	}
 	for _, r := range []struct {
 		p    float64
 		code codes.Code
 		name string
 	}{{0.02, codes.Unavailable, "UNAVAILABLE"}, {0.05, codes.Internal, "INTERNAL"}, {0.10, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"}, {0.50, codes.Unavailable, "UNAVAILABLE"}} {
-		js = append(js, judgement{name: fmt.Sprintf("canary-%.0f%%-%s/50", r.p*100, r.name), rate: 50, seed: 5, breakErr: r.p, code: r.code,
+		js = append(js, judgement{name: fmt.Sprintf("canary-%.0fpct-%s/50", r.p*100, r.name), rate: 50, seed: 5, breakErr: r.p, code: r.code,
 			minRequests: 1000, want: rollout.RolledBack, wantReasonCode: r.name})
 	}
 	js = append(js,
@@ -135,6 +135,14 @@ func play(t *testing.T, bin string, j judgement) row {
 	start := time.Now()
 	r.phase, r.took = watch(ctx, t, w, j, start)
 	r.reached, r.reason = fromGit(ctx, t, w.Remote)
+	if r.phase == rollout.RolledBack && r.reason == "" {
+		// The phase changes when the rollback is decided; its commit follows.
+		poll := time.NewTicker(250 * time.Millisecond)
+		for wait := time.Now(); r.reason == "" && time.Since(wait) < 20*time.Second; <-poll.C {
+			r.reached, r.reason = fromGit(ctx, t, w.Remote)
+		}
+		poll.Stop()
+	}
 	r.ok = check(t, w, j, r)
 	return r
 }
@@ -248,7 +256,7 @@ func logTable(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-28s %6s %-12s %8s %7s %s\n", "case", "rate", "phase", "reached", "took", "reason")
+	fmt.Fprintf(&b, "\n%-34s %5s %-12s %8s %7s %s\n", "case", "rate", "phase", "reached", "took", "reason")
 	for _, r := range table {
 		mark := "ok"
 		if !r.ok {
@@ -258,7 +266,7 @@ func logTable(t *testing.T) {
 		if len(reason) > 110 {
 			reason = reason[:110] + "…"
 		}
-		fmt.Fprintf(&b, "%-28s %6.0f %-12s %7d%% %6.0fs %s %s\n", r.name, r.rate, r.phase, r.reached, r.took.Seconds(), mark, reason)
+		fmt.Fprintf(&b, "%-34s %5.0f %-12s %7d%% %6.0fs %s %s\n", r.name, r.rate, r.phase, r.reached, r.took.Seconds(), mark, reason)
 	}
 	t.Log(b.String())
 }
