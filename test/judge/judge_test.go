@@ -105,7 +105,7 @@ func TestJudgementMatrix(t *testing.T) {
 }
 
 // play runs one case and checks its outcome.
-func play(t *testing.T, bin string, j judgement) row {
+func play(t testing.TB, bin string, j judgement) row {
 	ctx, cancel := context.WithTimeout(t.Context(), caseLimit+time.Minute)
 	defer cancel()
 	timings := sandbox.SpecTimings{Schedule: "@every 5s", Interval: time.Second, Bake: 3 * time.Second, Window: 10 * time.Second, MinRequests: j.minRequests}
@@ -149,7 +149,7 @@ func play(t *testing.T, bin string, j judgement) row {
 
 // watch follows the rollout until it ends (or, for a case that should get stuck, is
 // Stuck), injecting the case's fault when the gateway first routes 40 % to v2.
-func watch(ctx context.Context, t *testing.T, w *sandbox.World, j judgement, start time.Time) (rollout.Phase, time.Duration) {
+func watch(ctx context.Context, t testing.TB, w *sandbox.World, j judgement, start time.Time) (rollout.Phase, time.Duration) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	injected := false
@@ -185,7 +185,7 @@ func watch(ctx context.Context, t *testing.T, w *sandbox.World, j judgement, sta
 
 // fromGit reads the remote with the git CLI: the highest canary weight canaryd committed as
 // a step, and the newest Rollout-Reason.
-func fromGit(ctx context.Context, t *testing.T, remote string) (reached int, reason string) {
+func fromGit(ctx context.Context, t testing.TB, remote string) (reached int, reason string) {
 	log, err := sandbox.Log(ctx, remote)
 	if err != nil {
 		t.Fatalf("git log: %v", err)
@@ -209,7 +209,7 @@ func fromGit(ctx context.Context, t *testing.T, remote string) (reached int, rea
 }
 
 // check asserts the case's outcome.
-func check(t *testing.T, w *sandbox.World, j judgement, r row) bool {
+func check(t testing.TB, w *sandbox.World, j judgement, r row) bool {
 	ok := true
 	fail := func(format string, args ...any) {
 		t.Helper()
@@ -232,7 +232,7 @@ func check(t *testing.T, w *sandbox.World, j judgement, r row) bool {
 }
 
 // stuckMetric reads canaryd's /metrics for canaryd_rollout_stuck of the demo rollout.
-func stuckMetric(t *testing.T, w *sandbox.World) bool {
+func stuckMetric(t testing.TB, w *sandbox.World) bool {
 	resp, err := http.Get(strings.TrimSuffix(w.StatusURL, "/") + "/metrics")
 	if err != nil {
 		t.Errorf("GET /metrics: %v", err)
@@ -250,6 +250,28 @@ func tail(path string) string {
 		return err.Error()
 	}
 	return string(b[max(0, len(b)-3000):])
+}
+
+// BenchmarkHealthyToSucceeded measures what safety costs: the seconds a healthy canary
+// takes from the start of the run to Succeeded under the demo's spec (a step every 5s,
+// 3s bake, minRequests 1000 at 50 calls/s and 100 at 5), at each traffic rate.
+func BenchmarkHealthyToSucceeded(b *testing.B) {
+	bin := canaryd(b)
+	for _, c := range []struct {
+		rate float64
+		min  int
+	}{{50, 1000}, {5, 100}} {
+		b.Run(fmt.Sprintf("rate=%.0f", c.rate), func(b *testing.B) {
+			var total time.Duration
+			n := 0
+			for b.Loop() {
+				n++
+				r := play(b, bin, judgement{name: "bench", rate: c.rate, seed: uint64(n), minRequests: c.min, want: rollout.Succeeded})
+				total += r.took
+			}
+			b.ReportMetric(total.Seconds()/float64(n), "s-to-succeeded")
+		})
+	}
 }
 
 func logTable(t *testing.T) {
@@ -278,7 +300,7 @@ var (
 )
 
 // canaryd builds the canaryd binary once per test run.
-func canaryd(t *testing.T) string {
+func canaryd(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs the sandbox's world with Prometheus and canaryd serve; skipped with -short")
@@ -315,7 +337,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
