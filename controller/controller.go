@@ -24,8 +24,12 @@ type Options struct {
 	Repo   Repo
 	Router Router
 	Gates  Gates
-	Clock  Clock
-	Logger *slog.Logger
+	// Converger, in gitops mode, delays a forward step's result (and so its bake) until the
+	// cluster carries its weights, for at most ConvergeTimeout (default 5m).
+	Converger       Converger
+	ConvergeTimeout time.Duration
+	Clock           Clock
+	Logger          *slog.Logger
 	// RetryBackoff is how long a failed move waits before it is tried again (default 2s);
 	// it doubles up to MaxBackoff (default 1m).
 	RetryBackoff, MaxBackoff time.Duration

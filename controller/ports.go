@@ -30,6 +30,15 @@ type Router interface {
 	SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error
 }
 
+// Converger watches the cluster in gitops mode (no Router): after canaryd commits a step
+// forward, the step's bake starts only when the live VirtualService carries the committed
+// weights (Argo CD or Flux applied them).
+type Converger interface {
+	// WaitFor returns once the cluster holds w for the rollout, or an error when it does
+	// not within deadline. It changes nothing.
+	WaitFor(ctx context.Context, doc *rollout.Document, w rollout.Weights, deadline time.Duration) (time.Duration, error)
+}
+
 // Preflighter is a Router that can check, before the first step that sends traffic to the
 // canary, that the canary can take it (its subset is defined, its workload is available).
 type Preflighter interface {
