@@ -21,7 +21,7 @@ const applyLag = 20 * time.Second
 // new weight to the API server applyLag after it first saw it, recording when.
 type lagApplier struct {
 	mu      sync.Mutex
-	applied map[int]time.Time // canary weight -> when the cluster got it
+	applied map[int]time.Time // canary weight -> when the applier began to apply it
 }
 
 func (a *lagApplier) at(canary int) (time.Time, bool) {
@@ -60,9 +60,10 @@ func (a *lagApplier) run(ctx context.Context, w *world, doc *rollout.Document, r
 		timers = append(timers, time.AfterFunc(applyLag, func() {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
+			start := time.Now() // canaryd may see the change before SetWeights returns
 			if err := router.SetWeights(actx, doc, g); err == nil {
 				a.mu.Lock()
-				a.applied[g.Canary] = time.Now()
+				a.applied[g.Canary] = start
 				a.mu.Unlock()
 			}
 		}))
