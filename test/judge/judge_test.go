@@ -82,6 +82,10 @@ func matrix() []judgement {
 		js = append(js, judgement{name: fmt.Sprintf("canary-%.0fpct-%s/50", r.p*100, r.name), rate: 50, seed: 5, breakErr: r.p, code: r.code,
 			minRequests: 1000, want: rollout.RolledBack, wantReasonCode: r.name})
 	}
+	// At 5 calls/s the demo's spec asks 100 canary calls of a step: a 10% regression (about
+	// ten failures) is caught before it could pass.
+	js = append(js, judgement{name: "canary-10pct-UNAVAILABLE/5", rate: 5, seed: 9, breakErr: 0.10, code: codes.Unavailable,
+		minRequests: 100, want: rollout.RolledBack, wantReasonCode: "UNAVAILABLE"})
 	js = append(js,
 		judgement{name: "canary+200ms/50", rate: 50, seed: 6, latency: 200 * time.Millisecond, minRequests: 1000, want: rollout.RolledBack},
 		judgement{name: "canary-killed-at-40/50", rate: 50, seed: 7, kill: true, minRequests: 1000, want: rollout.RolledBack, wantReasonCode: "UNAVAILABLE"},
