@@ -24,7 +24,11 @@ const minStableLatency = 50
 // subsetsSelector selects the raw series of both subsets as the calling proxy (the
 // gateway, or a client's sidecar) reports them: it also sees the calls it could not
 // deliver to a down canary, which the canary's own proxy never counts.
-const subsetsSelector = `reporter="source",destination_service_name="{{ .Service }}",destination_version=~"{{ .Subsets }}",request_protocol="grpc"`
+//
+// For a Gateway API route (By is rollout.SelectByService) the subsets are two Services.
+const subsetsSelector = `reporter="source",` +
+	`{{ if eq .By "` + rollout.SelectByService + `" }}destination_service_name=~"{{ .Subsets }}",destination_service_namespace="{{ .Namespace }}"` +
+	`{{ else }}destination_service_name="{{ .Service }}",destination_version=~"{{ .Subsets }}"{{ end }},request_protocol="grpc"`
 
 // The raw series the vs-stable gates read: counters, never rates, so that they can take
 // the increases themselves.
@@ -35,14 +39,23 @@ const (
 
 // vsStableVars are the variables of the raw-series queries.
 type vsStableVars struct {
-	Service string
-	Subsets string // a regular expression matching the stable and the canary subset
+	Service, Namespace, By string
+	Subsets                string // a regular expression matching the stable and the canary subset
 }
 
 func seriesQuery(text string, vars rollout.QueryVars) (string, error) {
-	v := vsStableVars{Service: vars.Service,
+	v := vsStableVars{Service: vars.Service, Namespace: vars.Namespace, By: vars.By,
 		Subsets: regexp.QuoteMeta(vars.Stable) + "|" + regexp.QuoteMeta(vars.Canary)}
 	return renderAny(text, v)
+}
+
+// subsetOf returns which subset a series counts: its destination_version, or for a Gateway
+// API route its destination_service_name.
+func (sc *stepCheck) subsetOf(s sample) string {
+	if sc.vars.By == rollout.SelectByService {
+		return string(s.labels["destination_service_name"])
+	}
+	return string(s.labels["destination_version"])
 }
 
 // stepCheck is one evaluation of a vs-stable gate.
@@ -137,7 +150,7 @@ func (sc *stepCheck) errors(t *tally, samples []sample, inc []float64) {
 	var look [2]rollout.SubsetCounts // canary, stable
 	for i, s := range samples {
 		n := int64(math.Round(inc[i]))
-		switch string(s.labels["destination_version"]) {
+		switch sc.subsetOf(s) {
 		case sc.vars.Canary:
 			add(&look[0], s.labels, n)
 			add(&t.canary, s.labels, n)
@@ -276,7 +289,7 @@ func countsText(t *tally) string {
 func (sc *stepCheck) latency(t *tally, samples []sample, inc []float64) {
 	t.canary.Subset, t.stable.Subset = sc.vars.Canary, sc.vars.Stable
 	for i, s := range samples {
-		v := string(s.labels["destination_version"])
+		v := sc.subsetOf(s)
 		le, err := strconv.ParseFloat(string(s.labels["le"]), 64)
 		if err != nil || (v != sc.vars.Canary && v != sc.vars.Stable) {
 			continue

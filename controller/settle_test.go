@@ -24,7 +24,12 @@ func TestDecideProgressDeadlineEveryPhase(t *testing.T) {
 		for _, phase := range rollout.Phases {
 			for i, in := range inputs {
 				t.Run(fmt.Sprintf("%s/%s/%s", action, phase, in.name), func(t *testing.T) {
-					out, err := Decide(doc, stateIn(phase), in.in, at("10:00:00"))
+					st := stateIn(phase)
+					input := in.in
+					if input == nil {
+						input = gitSame(st)
+					}
+					out, err := Decide(doc, st, input, at("10:00:00"))
 					w := want[phase][i]
 					if w.phase == illegal {
 						if err == nil {

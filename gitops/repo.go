@@ -88,11 +88,9 @@ type Repo struct {
 	store   storer.Storer
 	closer  io.Closer
 	docs    map[string]*rollout.Document // managed rollouts by name
-	base    map[string]baseline          // what canaryd last wrote (or last acknowledged), by rollout
 	changes map[string]explained         // last explained change, by rollout
-	// reported is the commit of the last external change reported, by rollout.
-	reported map[string]string
-	kick     chan struct{}
+	newest  map[string]newest            // newest commit with the rollout's trailers, by rollout
+	kick    chan struct{}
 	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
 	// built indexes of the trees in it.
 	treesMu sync.Mutex
@@ -113,8 +111,8 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		cfg: cfg, url: Redact(cfg.URL), log: cfg.Log,
 		branch: plumbing.NewBranchReferenceName(cfg.Branch),
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
-		docs:   map[string]*rollout.Document{}, base: map[string]baseline{},
-		changes: map[string]explained{}, reported: map[string]string{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
+		docs:   map[string]*rollout.Document{}, newest: map[string]newest{},
+		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
 	}
 	var err error
 	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {

@@ -72,11 +72,7 @@ kind: Rollout
 metadata:
   name: {{ .Name }}
 spec:
-  virtualService: {namespace: default, name: grpc-vs}
-  host: grpc-helloworld-py
-  stable: v1
-  canary: v2
-  manifest: {{ .Manifest }}
+{{ .Target }}  manifest: {{ .Manifest }}
   steps: [0, 40, 100]
   schedule: "{{ .T.Schedule }}"
 {{- if .T.ProgressDeadline }}
@@ -116,16 +112,23 @@ func minRequests(t SpecTimings) int {
 }
 
 // RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
-func RolloutSpec(gateway string, t SpecTimings) []byte { return RolloutSpecPinned(gateway, t, "", "") }
+func RolloutSpec(gateway string, t SpecTimings) []byte {
+	return SampleVirtualService.RolloutSpec(gateway, t)
+}
+
+// RolloutSpec returns the demo's Rollout spec of the sample, probing through gateway.
+func (s Sample) RolloutSpec(gateway string, t SpecTimings) []byte {
+	return s.RolloutSpecPinned(gateway, t, "", "")
+}
 
 // RolloutSpecPinned is RolloutSpec with a probe that calls greeter v2 at v2 and greeter v1
 // at v1 (host:port) straight, so it reaches the canary at any weight; empty addresses
 // probe through the gateway.
-func RolloutSpecPinned(gateway string, t SpecTimings, v1, v2 string) []byte {
+func (s Sample) RolloutSpecPinned(gateway string, t SpecTimings, v1, v2 string) []byte {
 	var b bytes.Buffer
 	err := specTmpl.Execute(&b, map[string]any{
-		"Name": RolloutName, "Manifest": Manifest, "Gateway": gateway, "T": t, "MinRequests": minRequests(t),
-		"V1": v1, "V2": v2,
+		"Name": RolloutName, "Target": s.target, "Manifest": s.Manifest, "Gateway": gateway, "T": t,
+		"MinRequests": minRequests(t), "V1": v1, "V2": v2,
 	})
 	if err != nil {
 		panic(err) // the template and its data are fixed
@@ -162,9 +165,9 @@ func ServeConfig(workdir, listen, prometheus string) []byte {
 }
 
 // seedRemote creates the bare repository remote (branch main) holding the sample's
-// manifests (the VirtualService at 100/0) and spec, committed and pushed with the git CLI
-// from a scratch clone.
-func seedRemote(ctx context.Context, workdir, remote string, spec []byte) error {
+// manifests (the VirtualService or the GRPCRoute at 100/0, and the Deployments) and spec,
+// committed and pushed with the git CLI from a scratch clone.
+func seedRemote(ctx context.Context, workdir, remote string, s Sample, spec []byte) error {
 	if err := runGit(ctx, workdir, seedAuthor, "init", "-q", "--bare", "-b", "main", remote); err != nil {
 		return err
 	}
@@ -173,7 +176,7 @@ func seedRemote(ctx context.Context, workdir, remote string, spec []byte) error 
 		return err
 	}
 	err := fs.WalkDir(seedFS, "seed", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !s.seeds(strings.TrimPrefix(p, "seed/")) {
 			return err
 		}
 		data, err := seedFS.ReadFile(p)

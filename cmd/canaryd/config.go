@@ -60,6 +60,10 @@ type KubeConfig struct {
 		Enabled   bool   `yaml:"enabled"`
 		Namespace string `yaml:"namespace"`
 		Name      string `yaml:"name"`
+		// LeaseDuration, RenewDeadline and RetryPeriod tune the Lease (15s, 10s, 2s).
+		LeaseDuration rollout.Duration `yaml:"leaseDuration"`
+		RenewDeadline rollout.Duration `yaml:"renewDeadline"`
+		RetryPeriod   rollout.Duration `yaml:"retryPeriod"`
 	} `yaml:"leaderElection"`
 }
 

@@ -70,10 +70,13 @@ func buildVersion() string {
 }
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var root string
+	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check Rollout specs offline; print every problem as FILE:LINE:COL: field: why",
 		Long: "validate parses each file (every YAML document in it) and reports every problem at once.\n" +
+			"When a rollout's manifest is found (under --root, or in the spec's directory or a parent),\n" +
+			"it also checks that the manifest holds the route, with both backends, at weights summing to 100.\n" +
 			"It exits 0 when all specs are valid, 1 when any is not, and 2 on a usage error.",
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(c *cobra.Command, files []string) error {
@@ -91,6 +94,10 @@ func newValidateCmd() *cobra.Command {
 					bad = true
 					continue
 				}
+				if checkManifests(c.OutOrStdout(), c.ErrOrStderr(), root, file, docs) {
+					bad = true
+					continue
+				}
 				for _, d := range docs {
 					fmt.Fprintf(c.ErrOrStderr(), "%s: rollout %q is valid\n", file, d.Name())
 				}
@@ -101,4 +108,6 @@ func newValidateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&root, "root", "", "the directory the specs' manifest paths are relative to (default: the spec's directory or its nearest parent holding the manifest)")
+	return cmd
 }

@@ -41,7 +41,7 @@ func (g *Gateway) handle(_ any, ss grpc.ServerStream) error {
 	b, w := g.pick()
 	delivered, err := g.forward(ss, method, b, w)
 	r := istiometrics.Request{
-		Reporter: "source", Service: g.opts.Service, Namespace: g.opts.Namespace, Version: b.Subset,
+		Reporter: "source", Service: g.serviceOf(b), Namespace: g.opts.Namespace, Version: b.Subset,
 		GRPCCode: status.Code(err), Duration: time.Since(start),
 	}
 	if !delivered {
