@@ -266,6 +266,9 @@ func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, er
 		if commit, err = w.commit(ctx, m); err != nil {
 			return "", err
 		}
+		if err := w.converge(ctx, m); err != nil {
+			return commit, err
+		}
 		return commit, w.apply(ctx, m)
 	}
 }

@@ -72,9 +72,12 @@ type Person struct {
 
 // KubeConfig says whether and how canaryd talks to the cluster.
 type KubeConfig struct {
-	Mode           string `yaml:"mode"`
-	Kubeconfig     string `yaml:"kubeconfig"`
-	LeaderElection struct {
+	Mode       string `yaml:"mode"`
+	Kubeconfig string `yaml:"kubeconfig"`
+	// ConvergeTimeout, in gitops mode, is how long a step forward waits for the live
+	// VirtualService to carry its weights before its bake starts; 0 means 5m.
+	ConvergeTimeout rollout.Duration `yaml:"convergeTimeout"`
+	LeaderElection  struct {
 		Enabled   bool   `yaml:"enabled"`
 		Namespace string `yaml:"namespace"`
 		Name      string `yaml:"name"`

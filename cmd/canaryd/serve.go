@@ -33,10 +33,13 @@ import (
 )
 
 var (
-	_ controller.Store  = (*store.DB)(nil)
-	_ controller.Repo   = (*gitops.Repo)(nil)
-	_ controller.Gates  = (*analysis.Gates)(nil)
-	_ controller.Router = (*istio.Router)(nil)
+	_ controller.Store     = (*store.DB)(nil)
+	_ controller.Repo      = (*gitops.Repo)(nil)
+	_ controller.Gates     = (*analysis.Gates)(nil)
+	_ controller.Router    = (*istio.Router)(nil)
+	_ controller.Converger = (*istio.Router)(nil)
+	_ controller.Converger = routers{}
+	_ controller.StepGates = (*analysis.Gates)(nil)
 )
 
 func newServeCmd() *cobra.Command {
@@ -104,12 +107,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
+		router, err := newRouters(kube, log)
+		if err != nil {
+			return err
+		}
 		if k.Mode == "apply" {
-			router, err := newRouters(kube, log)
-			if err != nil {
-				return err
-			}
 			opts.Router = router
+		} else { // gitops: read the cluster, never write it; bake once it carries a step
+			opts.Converger, opts.ConvergeTimeout = router, k.ConvergeTimeout.Duration
 		}
 	}
 	d.ctrl = controller.New(opts)

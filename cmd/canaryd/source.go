@@ -23,7 +23,7 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 	if ok {
 		r.Phase, r.Run, r.Weights, r.LastVerdict, r.Commit, r.Message, r.Updated =
 			st.Phase, st.Run, st.Weights, st.LastVerdict, st.Commit, st.Message, st.Updated
-		r.Step = st.Step + 1
+		r.Step, r.Stuck = st.Step+1, st.Stuck
 	}
 	if doc := e.doc; doc != nil {
 		r.Steps, r.Stable, r.Canary = len(doc.Spec.Steps), doc.Spec.Stable, doc.Spec.Canary
