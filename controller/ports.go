@@ -23,11 +23,34 @@ type HeadReader interface {
 	WeightsAtHead(doc *rollout.Document) (rollout.Weights, error)
 }
 
+// Observer is a Repo that can say what Git holds for a rollout at the head as last
+// fetched: the weights, the commit that set them, and the newest commit with the rollout's
+// trailers. A worker reads it before it moves, and rebuilds its state when the store does
+// not account for it.
+type Observer interface {
+	Observe(doc *rollout.Document) (rollout.GitChange, error)
+}
+
+// HistoryReader is a Repo that can rebuild a rollout's history from the trailers of its
+// commits, newest first, at most limit events.
+type HistoryReader interface {
+	History(ctx context.Context, doc *rollout.Document, limit int) ([]rollout.Event, error)
+}
+
 // Router sets weights in the cluster (apply mode). A nil Router means gitops mode: Argo CD
 // or Flux applies what Git holds.
 type Router interface {
 	// SetWeights sets the weights of the rollout's route, idempotently.
 	SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error
+}
+
+// Converger watches the cluster in gitops mode (no Router): after canaryd commits a step
+// forward, the step's bake starts only when the live VirtualService carries the committed
+// weights (Argo CD or Flux applied them).
+type Converger interface {
+	// WaitFor returns once the cluster holds w for the rollout, or an error when it does
+	// not within deadline. It changes nothing.
+	WaitFor(ctx context.Context, doc *rollout.Document, w rollout.Weights, deadline time.Duration) (time.Duration, error)
 }
 
 // Preflighter is a Router that can check, before the first step that sends traffic to the
@@ -41,6 +64,13 @@ type Gates interface {
 	// Check runs the rollout's gates for the canary at weights w and returns one verdict per
 	// gate. A gate that cannot decide returns an Error or Inconclusive verdict, never Pass.
 	Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict
+}
+
+// StepGates is Gates that keep counts between checks of a step (the vs-stable gates): the
+// controller tells them which step a check belongs to, so that a new step or run starts
+// afresh.
+type StepGates interface {
+	CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict
 }
 
 // Store keeps each rollout's state and its history.

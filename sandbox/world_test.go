@@ -15,29 +15,58 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/test/promtest"
 )
 
-// TestSeedMatchesDeploySample keeps the embedded copies equal to deploy/sample.
+// TestSeedMatchesDeploySample keeps the embedded copies equal to deploy/sample and
+// deploy/sample-gateway-api.
 func TestSeedMatchesDeploySample(t *testing.T) {
-	for _, f := range []string{"app.yaml", "rules.yaml"} {
-		want, err := os.ReadFile(filepath.Join("..", "deploy", "sample", f))
+	for _, f := range []string{"sample/app.yaml", "sample/rules.yaml", "sample-gateway-api/services.yaml",
+		"sample-gateway-api/gateway.yaml", "sample-gateway-api/route.yaml"} {
+		want, err := os.ReadFile(filepath.Join("..", "deploy", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := seedFS.ReadFile("seed/deploy/sample/" + f)
+		got, err := seedFS.ReadFile("seed/deploy/" + f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("sandbox/seed/deploy/sample/%s differs from deploy/sample/%s: copy it again", f, f)
+			t.Errorf("sandbox/seed/deploy/%s differs from deploy/%s: copy it again", f, f)
 		}
 	}
 }
 
+// TestGRPCRouteSample: the GRPCRoute sample's spec validates, names the route the gateway
+// follows, and its manifest holds that route at 100/0.
+func TestGRPCRouteSample(t *testing.T) {
+	s, err := SampleFor(RouteGRPCRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := rollout.Parse(RolloutFile, s.RolloutSpec("127.0.0.1:18080", DefaultTimings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gitops.RefOf(docs[0]); got != s.Ref {
+		t.Errorf("the spec names %+v, the gateway follows %+v", got, s.Ref)
+	}
+	data, err := seedFS.ReadFile("seed/" + s.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := gitops.ReadWeights(data, s.Ref); err != nil || w != rollout.CanaryAt(0) {
+		t.Errorf("seed %s holds %s, %v; want 100/0", s.Manifest, w, err)
+	}
+	if _, err := SampleFor("ingress"); err == nil {
+		t.Error("an unknown route is accepted")
+	}
+}
+
 func TestRolloutSpecValidates(t *testing.T) {
-	docs, err := rollout.Parse(RolloutFile, RolloutSpec("127.0.0.1:18080", DefaultTimings))
+	docs, err := rollout.Parse(RolloutFile, SampleVirtualService.RolloutSpecPinned("127.0.0.1:18080", DefaultTimings, "127.0.0.1:50051", "127.0.0.1:50052"))
 	if err != nil {
 		t.Fatalf("the demo's spec:\n%v", err)
 	}
@@ -47,6 +76,12 @@ func TestRolloutSpecValidates(t *testing.T) {
 	s := docs[0].Spec
 	if got := s.Probe.Command; got == nil || !strings.Contains(s.Probe.GRPCurl, "127.0.0.1:18080") {
 		t.Errorf("probe %q does not aim at the gateway", s.Probe.GRPCurl)
+	}
+	if s.Probe.CanaryAddress != "127.0.0.1:50052" || s.Probe.StableAddress != "127.0.0.1:50051" {
+		t.Errorf("probe pinned to %q (canary) and %q (stable)", s.Probe.CanaryAddress, s.Probe.StableAddress)
+	}
+	if m := s.Analysis.Metrics; len(m) != 2 || m[0].Template != rollout.TemplateErrorsVsStable || m[1].Template != rollout.TemplateLatencyVsStable {
+		t.Errorf("the demo's gates: %+v", m)
 	}
 	if s.Schedule != "@every 5s" || len(s.Steps) != 3 || s.Steps[1] != 40 || s.Analysis.FailureLimit != 2 {
 		t.Errorf("spec %+v", s)

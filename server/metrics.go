@@ -15,6 +15,7 @@ import (
 type Metrics struct {
 	weight      *prometheus.GaugeVec
 	phase       *prometheus.GaugeVec
+	stuck       *prometheus.GaugeVec
 	checks      *prometheus.CounterVec
 	step        prometheus.Histogram
 	push        prometheus.Histogram
@@ -35,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canaryd_rollout_phase",
 			Help: "1 for the phase a rollout is in, 0 for every other phase.",
 		}, []string{"rollout", "phase"}),
+		stuck: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canaryd_rollout_stuck",
+			Help: "1 while a rollout's step is past its progress deadline without deciding, else 0.",
+		}, []string{"rollout"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "canaryd_analysis_checks_total",
 			Help: "Gate checks by rollout, gate and result (pass, fail, inconclusive, error).",
@@ -59,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		r: newRolloutMetrics(),
 	}
-	cs := []prometheus.Collector{m.weight, m.phase, m.checks, m.step, m.push, m.pushRetries, m.reconcile}
+	cs := []prometheus.Collector{m.weight, m.phase, m.stuck, m.checks, m.step, m.push, m.pushRetries, m.reconcile}
 	for _, c := range append(cs, m.r.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -89,6 +94,11 @@ func (m *Metrics) SetRollout(r Rollout) {
 		}
 		m.phase.WithLabelValues(r.Name, string(p)).Set(v)
 	}
+	stuck := 0.0
+	if r.Stuck != nil {
+		stuck = 1
+	}
+	m.stuck.WithLabelValues(r.Name).Set(stuck)
 }
 
 // DeleteRollout removes every series of a rollout that no longer exists.
@@ -102,6 +112,7 @@ func (m *Metrics) DeleteRollout(name string) {
 	m.r.mu.Unlock()
 	m.weight.DeletePartialMatch(l)
 	m.phase.DeletePartialMatch(l)
+	m.stuck.DeletePartialMatch(l)
 	m.checks.DeletePartialMatch(l)
 	m.r.errors.DeletePartialMatch(l)
 	m.r.outcomes.DeletePartialMatch(l)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/store"
 )
 
 // Config is the daemon's configuration file (canaryd serve --config canaryd.yaml).
@@ -25,6 +26,20 @@ type Config struct {
 		TLS        TLSConfig `yaml:"tls"`
 	} `yaml:"api"`
 	Notify NotifyConfig `yaml:"notify"`
+	// Egress says which probe and Prometheus targets specs may name and which local files
+	// they may read; link-local and cloud-metadata addresses are refused by default.
+	Egress rollout.Egress `yaml:"egress"`
+
+	// History bounds the store's history per rollout; zero values take the defaults (a week
+	// of verdicts, a year of everything else).
+	History struct {
+		VerdictAge  rollout.Duration `yaml:"verdictAge"`
+		EventAge    rollout.Duration `yaml:"eventAge"`
+		MaxVerdicts int              `yaml:"maxVerdicts"`
+		MaxEvents   int              `yaml:"maxEvents"`
+	} `yaml:"history"`
+
+	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -35,7 +50,9 @@ type GitConfig struct {
 	Author       Person           `yaml:"author"`
 	Committer    Person           `yaml:"committer"`
 	PollInterval rollout.Duration `yaml:"pollInterval"`
-	Auth         struct {
+	// UnreachableAfter is how long fetches may fail before /readyz says not ready (2m).
+	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
+	Auth             struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
@@ -47,6 +64,10 @@ type GitConfig struct {
 	SigningKeyFile string `yaml:"signingKeyFile"`
 	// CommitURL links commits on the status page: a URL with {sha}.
 	CommitURL string `yaml:"commitURL"`
+	// WebhookSecretFile holds the secret POST /hooks/git checks (GitHub's and Gitea's
+	// HMAC-SHA256 signature, GitLab's token). Without it the hook proves nothing and may
+	// only trigger a fetch, rate-limited.
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
 }
 
 // Person is a commit's author or committer.
@@ -57,12 +78,19 @@ type Person struct {
 
 // KubeConfig says whether and how canaryd talks to the cluster.
 type KubeConfig struct {
-	Mode           string `yaml:"mode"`
-	Kubeconfig     string `yaml:"kubeconfig"`
-	LeaderElection struct {
+	Mode       string `yaml:"mode"`
+	Kubeconfig string `yaml:"kubeconfig"`
+	// ConvergeTimeout, in gitops mode, is how long a step forward waits for the live
+	// VirtualService to carry its weights before its bake starts; 0 means 5m.
+	ConvergeTimeout rollout.Duration `yaml:"convergeTimeout"`
+	LeaderElection  struct {
 		Enabled   bool   `yaml:"enabled"`
 		Namespace string `yaml:"namespace"`
 		Name      string `yaml:"name"`
+		// LeaseDuration, RenewDeadline and RetryPeriod tune the Lease (15s, 10s, 2s).
+		LeaseDuration rollout.Duration `yaml:"leaseDuration"`
+		RenewDeadline rollout.Duration `yaml:"renewDeadline"`
+		RetryPeriod   rollout.Duration `yaml:"retryPeriod"`
 	} `yaml:"leaderElection"`
 }
 
@@ -92,6 +120,9 @@ func loadConfig(path string) (*Config, error) {
 	if !cfg.Git.PollInterval.Set {
 		cfg.Git.PollInterval = rollout.Duration{Duration: 10 * time.Second}
 	}
+	if !cfg.Git.UnreachableAfter.Set {
+		cfg.Git.UnreachableAfter = rollout.Duration{Duration: 2 * time.Minute}
+	}
 	if k := cfg.Kubernetes; k != nil {
 		if k.Mode != "apply" && k.Mode != "gitops" {
 			bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
@@ -113,6 +144,11 @@ func loadConfig(path string) (*Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
+	pol, err := rollout.CompileEgress(cfg.Egress)
+	if err != nil {
+		bad("egress", err.Error())
+	}
+	cfg.egress = pol
 	return cfg, ps.Err()
 }
 
@@ -129,4 +165,11 @@ func leaseNamespace() string {
 type TLSConfig struct {
 	CertFile string `yaml:"certFile"`
 	KeyFile  string `yaml:"keyFile"`
+}
+
+// retention is the store's history bound the config asks for.
+func retention(cfg *Config) store.Retention {
+	h := cfg.History
+	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
+		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
 }

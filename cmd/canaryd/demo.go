@@ -18,12 +18,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/canarydio/canaryd/sandbox"
-	"github.com/canarydio/canaryd/test/promtest"
+	"github.com/canarydio/canaryd/sandbox/promserver"
 )
 
 // demoFlags are canaryd demo's flags.
 type demoFlags struct {
 	scenario       string
+	route          string
 	untilDone      bool
 	workdir        string
 	gateway        string
@@ -40,14 +41,16 @@ type demoFlags struct {
 func newDemoCmd() *cobra.Command {
 	var f demoFlags
 	cmd := &cobra.Command{
-		Use:   "demo [--scenario success|fail|revert] [--until-done]",
+		Use:   "demo [--scenario success|fail|revert] [--route virtualservice|grpcroute] [--until-done]",
 		Short: "Play the seed tutorial on this machine: greeters, a gateway, Git, Prometheus and canaryd serve",
 		Long: "demo starts greeter v1 and v2, a bare Git remote seeded with the sample's manifests and a\n" +
 			"Rollout spec, a gRPC gateway on " + "127.0.0.1:8080 that routes by the VirtualService in that remote and\n" +
 			"exports Istio's metrics, Prometheus scraping it, steady traffic, and canaryd serve in gitops mode;\n" +
 			"then it plays a scenario and shows what happens. Everything lives under --workdir, which is kept.\n\n" +
-			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls: rolled back\n" +
-			"at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
+			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls from the 40% step: rolled\n" +
+			"back at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
+			"With --route grpcroute the same story plays on a Gateway API GRPCRoute (deploy/sample-gateway-api:\n" +
+			"a Gateway listening on 8080, the Services grpc-helloworld-py-v1 and -v2) that the gateway follows.\n" +
 			"With --until-done it exits 0 when the scenario ended as it should and 1 otherwise; without it,\n" +
 			"the world keeps running after the summary until Ctrl-C. Ctrl-C stops everything at any moment.",
 		Args: usageArgs(cobra.NoArgs),
@@ -56,11 +59,15 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if _, err := sandbox.SampleFor(f.route); err != nil {
+				return usageError{fmt.Errorf("demo: --route: %w", err)}
+			}
 			return runDemo(c.Context(), c.OutOrStdout(), sc, f)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.scenario, "scenario", "success", "success, fail or revert")
+	fl.StringVar(&f.route, "route", sandbox.RouteVirtualService, "what the rollout steps: virtualservice or grpcroute")
 	fl.BoolVar(&f.untilDone, "until-done", false, "exit when the scenario ends: 0 when it ended as it should, 1 otherwise")
 	fl.StringVar(&f.workdir, "workdir", "", "where the demo keeps everything (default: a new temporary directory)")
 	fl.StringVar(&f.gateway, "gateway", "127.0.0.1:8080", "the gateway's gRPC address")
@@ -68,7 +75,7 @@ func newDemoCmd() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8090", "canaryd's status API and page")
 	fl.StringVar(&f.v1, "v1", "127.0.0.1:0", "greeter v1's address")
 	fl.StringVar(&f.v2, "v2", "127.0.0.1:0", "greeter v2's address")
-	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway")
+	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway (0: none)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the gateway's weighted picks (0: random)")
 	fl.DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long the scenario may take")
 	fl.StringVar(&f.prometheus, "prometheus", "", "the prometheus binary (default: Debian's /usr/bin/prometheus, then $PATH)")
@@ -83,7 +90,7 @@ var errNoPrometheus = errors.New("demo needs Prometheus: install it with `sudo a
 
 func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoFlags) error {
 	if f.prometheus == "" {
-		if _, err := promtest.Binary(); err != nil {
+		if _, err := promserver.Binary(); err != nil {
 			return errNoPrometheus
 		}
 	}
@@ -101,7 +108,7 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 	defer logf.Close()
 	fmt.Fprintf(out, "canaryd demo: starting the world in %s (logs in %s)\n", workdir, filepath.Join(workdir, "logs"))
 	w, err := sandbox.Start(ctx, sandbox.Options{
-		Workdir: workdir, Scenario: sc, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen, V1: f.v1, V2: f.v2,
+		Workdir: workdir, Scenario: sc, Route: f.route, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen, V1: f.v1, V2: f.v2,
 		Rate: f.rate, Seed: f.seed, Canaryd: f.canaryd, Prometheus: f.prometheus,
 		Log: slog.New(slog.NewTextHandler(logf, nil)),
 	})
@@ -113,6 +120,9 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer w.Close()
+	if f.rate == 0 {
+		w.Traffic.SetPaused(true) // --rate 0: no traffic at all, not the default rate
+	}
 	fmt.Fprintf(out, "gateway %s (as the seed's ingress) · status page %s · Prometheus %s\n",
 		w.Gateway.Addr(), w.StatusURL, w.Prometheus.URL)
 	fmt.Fprintf(out, "on-call commands: export %s=%s %s=%s\n", envServer, strings.TrimSuffix(w.StatusURL, "/"),

@@ -115,7 +115,7 @@ func TestMetricsReference(t *testing.T) {
 			}
 		}
 	}
-	if n < 14 {
+	if n < 15 {
 		t.Errorf("only %d metric families found", n)
 	}
 }
@@ -123,7 +123,7 @@ func TestMetricsReference(t *testing.T) {
 // TestTrailersReference: every trailer canaryd writes is in docs/trailers.md.
 func TestTrailersReference(t *testing.T) {
 	doc := readDoc(t, "trailers.md")
-	for _, k := range []string{gitops.TrailerRollout, gitops.TrailerRun, gitops.TrailerStep, gitops.TrailerWeights,
+	for _, k := range []string{gitops.TrailerRollout, gitops.TrailerKind, gitops.TrailerRun, gitops.TrailerStep, gitops.TrailerWeights,
 		gitops.TrailerReason, gitops.TrailerActor} {
 		if !strings.Contains(doc, "| `"+k+"` |") {
 			t.Errorf("docs/trailers.md does not document the trailer %s", k)

@@ -18,6 +18,7 @@ type field struct {
 var (
 	durationType  = reflect.TypeOf(rollout.Duration{})
 	thresholdType = reflect.TypeOf(rollout.Threshold{})
+	routeRefType  = reflect.TypeOf(rollout.RouteRef{}) // a string, or an object
 )
 
 // fieldsOf lists every YAML key of t (a struct type) in declaration order, parents before
@@ -73,6 +74,8 @@ func typeName(t reflect.Type) string {
 		return "duration"
 	case t == thresholdType:
 		return "number or duration"
+	case t == routeRefType:
+		return "string or object"
 	case t.Kind() == reflect.Slice:
 		return "list of " + typeName(t.Elem())
 	case isRecord(t):

@@ -57,6 +57,8 @@ var schemaExtra = map[string]map[string]any{
 	"spec.analysis.metrics[].minRequests": {"minimum": 0},
 	"spec.probe.count":                    {"minimum": 1},
 	"spec.probe.minSuccess":               {"minimum": 0, "maximum": 1},
+	"spec.route.kind":                     {"enum": rollout.RouteKinds},
+	"spec.onProgressDeadline":             {"enum": []string{rollout.OnProgressDeadlineHold, rollout.OnProgressDeadlineRollback}},
 }
 
 // durationSchema matches what Go's time.ParseDuration accepts, as specs write durations.
@@ -100,6 +102,8 @@ func typeSchema(t reflect.Type, path string) map[string]any {
 		s = map[string]any{"anyOf": []any{map[string]any{"type": "number"}, copyMap(durationSchema)}}
 	case t.Kind() == reflect.Slice:
 		s = map[string]any{"type": "array", "items": typeSchema(t.Elem(), path+"[]")}
+	case t == routeRefType:
+		s = map[string]any{"anyOf": []any{map[string]any{"type": "string"}, recordSchema(t, path)}}
 	case isRecord(t):
 		s = recordSchema(t, path)
 	case t.Kind() == reflect.Int:

@@ -70,6 +70,7 @@ func TestSchema(t *testing.T) {
 		{"a bad duration", "interval: 30s", "interval: soon"},
 		{"an unknown template", "template: grpc-latency-p99", "template: grpc-error-budget"},
 		{"another kind", "kind: Rollout", "kind: Deployment"},
+		{"a route of an unknown kind", "  host:", "  route: {kind: Ingress, name: x}\n  host:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := strings.Replace(string(example), tc.from, tc.to, 1)
@@ -90,6 +91,11 @@ func TestSchema(t *testing.T) {
 				t.Errorf("%s%s has no description", path, k)
 			}
 			walk(path+k+".", child)
+			if alts, ok := child["anyOf"].([]any); ok {
+				for _, a := range alts {
+					walk(path+k+".", a.(map[string]any))
+				}
+			}
 			if items, ok := child["items"].(map[string]any); ok {
 				walk(path+k+"[].", items)
 			}

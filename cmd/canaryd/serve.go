@@ -34,10 +34,13 @@ import (
 )
 
 var (
-	_ controller.Store  = (*store.DB)(nil)
-	_ controller.Repo   = (*gitops.Repo)(nil)
-	_ controller.Gates  = (*analysis.Gates)(nil)
-	_ controller.Router = (*istio.Router)(nil)
+	_ controller.Store     = (*store.DB)(nil)
+	_ controller.Repo      = (*gitops.Repo)(nil)
+	_ controller.Gates     = (*analysis.Gates)(nil)
+	_ controller.Router    = (*istio.Router)(nil)
+	_ controller.Converger = (*istio.Router)(nil)
+	_ controller.Converger = routers{}
+	_ controller.StepGates = (*analysis.Gates)(nil)
 )
 
 func newServeCmd() *cobra.Command {
@@ -102,7 +105,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	opts := controller.Options{
 		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics, d}, Gates: countedGates{gates, metrics},
-		Logger: log, Hook: stepHooks(metrics, crashHook(log)),
+		Logger: log, Hook: stepHooks(metrics, crashHook(log)), Identity: identity(),
 	}
 	var kube *rest.Config
 	if k := cfg.Kubernetes; k != nil {
@@ -110,12 +113,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
+		router, err := newRouters(kube, log)
+		if err != nil {
+			return err
+		}
 		if k.Mode == "apply" {
-			router, err := istio.NewRouter(kube, istio.Options{Logger: log})
-			if err != nil {
-				return err
-			}
 			opts.Router = router
+		} else { // gitops: read the cluster, never write it; bake once it carries a step
+			opts.Converger, opts.ConvergeTimeout = router, k.ConvergeTimeout.Duration
 		}
 	}
 	d.ctrl = controller.New(opts)
@@ -133,12 +138,38 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := d.loadSpecs(ctx); err != nil {
 		return err
 	}
+	d.self.Store(identity())
+	d.leading.Store(cfg.Kubernetes == nil || !cfg.Kubernetes.LeaderElection.Enabled)
+	if !d.leading.Load() {
+		d.follow(d.observeAll())
+	}
 	d.fetched.Store(true)
-	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(nil)})
+	d.fetchedAt.Store(time.Now().UnixNano())
+	hookSecret, err := readSecret("git.webhookSecretFile", cfg.Git.WebhookSecretFile)
+	if err != nil {
+		return err
+	}
+	if hookSecret == nil {
+		log.Warn("git webhook without a secret: it only triggers a fetch, rate-limited", "field", "git.webhookSecretFile")
+	}
+	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg,
+		Logger: log, GitWebhook: repo.Webhook(hookSecret)})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log, cfg.API.TLS) })
 	g.Go(func() error { return d.notify.run(ctx) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, metrics, log) })
+	g.Go(func() error { return db.RunRetention(ctx, retention(cfg), time.Hour, nil, log) })
+	g.Go(func() error {
+		// Every replica fetches: the leader to see people's changes, a follower to keep
+		// its read view current.
+		err := d.repo.Watch(ctx, cfg.Git.PollInterval.Duration, func(chs []rollout.GitChange, err error) {
+			d.onSync(ctx, chs, err)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	})
 	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -147,20 +178,19 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return err
 }
 
-// act runs what only the leader may do: the controller and the Git watch. With leader
-// election on, it runs them only while this replica holds the lease.
+// act runs what only the leader may do: the controller. With leader election on, it runs
+// it only while this replica holds the lease, after a fetch, so that every rollout's state
+// is re-derived from the newest Git before anything moves.
 func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *server.Metrics, log *slog.Logger) error {
 	run := func(ctx context.Context) error {
+		if err := d.catchUp(ctx); err != nil {
+			return err
+		}
+		d.leading.Store(true)
+		defer d.leading.Store(false)
 		m.SetLeader(true)
 		defer m.SetLeader(false)
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return d.ctrl.Run(ctx) })
-		g.Go(func() error {
-			return d.repo.Watch(ctx, cfg.Git.PollInterval.Duration, func(chs []rollout.GitChange, err error) {
-				d.onSync(ctx, chs, err)
-			})
-		})
-		err := g.Wait()
+		err := d.ctrl.Run(ctx)
 		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || err == nil) {
 			return nil
 		}
@@ -170,15 +200,44 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *serv
 	if k == nil || !k.LeaderElection.Enabled {
 		return run(ctx)
 	}
-	id := os.Getenv("POD_NAME") // set by deploy/canaryd from the pod's name
-	if id == "" {
-		host, _ := os.Hostname()
-		id = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
+	le := k.LeaderElection
 	// Elect returns an error wrapping istio.ErrLeadershipLost when the lease is lost: serve
 	// then exits (fail-stop) and restarts as a follower.
-	return istio.Elect(ctx, kube, istio.LeaseOptions{Namespace: k.LeaderElection.Namespace, Name: k.LeaderElection.Name,
-		Identity: id, Logger: log}, run)
+	return istio.Elect(ctx, kube, istio.LeaseOptions{Namespace: le.Namespace, Name: le.Name,
+		Identity: identity(), Logger: log, LeaseDuration: le.LeaseDuration.Duration,
+		RenewDeadline: le.RenewDeadline.Duration, RetryPeriod: le.RetryPeriod.Duration,
+		OnNewLeader: func(id string) { d.leader.Store(id) }}, run)
+}
+
+// identity names this replica: the pod's name (set by deploy/canaryd), else host and pid.
+func identity() string {
+	if id := os.Getenv("POD_NAME"); id != "" {
+		return id
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// catchUp fetches until it succeeds before a new leader moves anything: a state derived
+// from a stale cache would take the old leader's last commits for someone else's.
+func (d *daemon) catchUp(ctx context.Context) error {
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		chs, err := d.repo.Sync(fctx)
+		cancel()
+		if err == nil || len(chs) > 0 {
+			if lerr := d.loadSpecs(ctx); lerr != nil {
+				d.log.Warn("reload specs", "err", lerr)
+			}
+			return nil
+		}
+		d.log.Warn("fetch before leading", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // listen serves the HTTP API until ctx ends, then shuts it down gracefully. With tls's

@@ -89,6 +89,9 @@ func TestServeShippedBase(t *testing.T) {
 	git["url"] = "file://" + w.remote
 	git["pollInterval"] = "1s"
 	git["auth"].(map[string]any)["tokenFile"] = filepath.Join(secretDir, "git-token")
+	if _, ok := git["webhookSecretFile"]; ok {
+		git["webhookSecretFile"] = filepath.Join(secretDir, "webhook-secret")
+	}
 	cfg["listen"], cfg["dataDir"] = w.listen, filepath.Join(w.dir, "data")
 	cfg["kubernetes"].(map[string]any)["kubeconfig"] = filepath.Join(w.dir, "kubeconfig")
 	cfg["prometheus"] = map[string]any{"address": w.prom.URL}
