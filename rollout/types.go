@@ -26,7 +26,8 @@ func (w Weights) String() string { return fmt.Sprintf("%d/%d", w.Stable, w.Canar
 // Phase is where a rollout is in its life. Phases are persisted as these strings.
 type Phase string
 
-// The phases of DESIGN.md's life of a rollout, plus Invalid for a spec that does not validate.
+// The phases of a rollout's life (docs/spec.md, "Phases"), plus Invalid for a spec that does
+// not validate.
 const (
 	Idle        Phase = "Idle"
 	Progressing Phase = "Progressing"

@@ -203,6 +203,7 @@ func (v validator) metric(base string, m *Metric) {
 	if m.Min != nil && m.Max != nil && m.Min.For(m) > m.Max.For(m) {
 		v.bad(base+".min", "min %s is greater than max %s", m.Min, m.Max)
 	}
+	v.ratioBounds(base, m)
 	if m.MinRequests < 0 {
 		v.bad(base+".minRequests", "must not be negative")
 	}

@@ -125,6 +125,8 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 	}
 	fmt.Fprintf(out, "gateway %s (as the seed's ingress) · status page %s · Prometheus %s\n",
 		w.Gateway.Addr(), w.StatusURL, w.Prometheus.URL)
+	fmt.Fprintf(out, "on-call commands: export %s=%s %s=%s\n", envServer, strings.TrimSuffix(w.StatusURL, "/"),
+		envTokenFile, filepath.Join(w.Workdir, "api-token"))
 	return playDemo(ctx, out, w, sc, f)
 }
 

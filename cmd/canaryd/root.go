@@ -26,7 +26,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%v\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newServeCmd(), newDemoCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newServeCmd(), newDemoCmd(), newSchemaCmd())
 	root.AddCommand(clientCommands()...)
 	return root
 }
