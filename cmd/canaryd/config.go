@@ -25,7 +25,6 @@ type Config struct {
 		TokensFile string    `yaml:"tokensFile"`
 		TLS        TLSConfig `yaml:"tls"`
 	} `yaml:"api"`
-	Notify NotifyConfig `yaml:"notify"`
 	// Egress says which probe and Prometheus targets specs may name and which local files
 	// they may read; link-local and cloud-metadata addresses are refused by default.
 	Egress rollout.Egress `yaml:"egress"`
@@ -40,6 +39,8 @@ type Config struct {
 	} `yaml:"history"`
 
 	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
+
+	Notify NotifyConfig `yaml:"notify"`
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -62,12 +63,12 @@ type GitConfig struct {
 		CABundleFile         string `yaml:"caBundleFile"`
 	} `yaml:"auth"`
 	SigningKeyFile string `yaml:"signingKeyFile"`
-	// CommitURL links commits on the status page: a URL with {sha}.
-	CommitURL string `yaml:"commitURL"`
 	// WebhookSecretFile holds the secret POST /hooks/git checks (GitHub's and Gitea's
 	// HMAC-SHA256 signature, GitLab's token). Without it the hook proves nothing and may
 	// only trigger a fetch, rate-limited.
 	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	// CommitURL links commits on the status page: a URL with {sha}.
+	CommitURL string `yaml:"commitURL"`
 }
 
 // Person is a commit's author or committer.
@@ -152,6 +153,13 @@ func loadConfig(path string) (*Config, error) {
 	return cfg, ps.Err()
 }
 
+// retention is the store's history bound the config asks for.
+func retention(cfg *Config) store.Retention {
+	h := cfg.History
+	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
+		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
+}
+
 // leaseNamespace is where the Lease lives when the config names no namespace: the pod's own
 // ($POD_NAMESPACE, which deploy/canaryd sets from the downward API), else "canaryd".
 func leaseNamespace() string {
@@ -165,11 +173,4 @@ func leaseNamespace() string {
 type TLSConfig struct {
 	CertFile string `yaml:"certFile"`
 	KeyFile  string `yaml:"keyFile"`
-}
-
-// retention is the store's history bound the config asks for.
-func retention(cfg *Config) store.Retention {
-	h := cfg.History
-	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
-		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
 }

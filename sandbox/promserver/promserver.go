@@ -34,13 +34,13 @@ type Config struct {
 	Targets []string
 	// ScrapeInterval is how often targets are scraped and rules evaluated; 0 means 1s.
 	ScrapeInterval time.Duration
+	// RuleFiles are rule files (absolute paths) Prometheus loads and evaluates every
+	// ScrapeInterval.
+	RuleFiles []string
 	// Dir holds the config and the TSDB; empty means a new temporary directory, removed by Stop.
 	Dir string
 	// Log receives Prometheus' own output; nil discards it.
 	Log io.Writer
-	// RuleFiles are rule files (absolute paths) Prometheus loads and evaluates every
-	// ScrapeInterval.
-	RuleFiles []string
 }
 
 // Server is a running Prometheus.
