@@ -75,13 +75,23 @@ func (c *check) query(ctx context.Context, q string) (float64, error) {
 	}
 	var f float64
 	switch v := val.(type) {
+	case nil:
+		// A success envelope without "data", or with "data": null: a broken proxy, not
+		// an empty answer; it must never read as a value.
+		return 0, errors.New("prometheus answered success without a result (a proxy in front of it?)")
 	case *model.Scalar:
+		if v == nil {
+			return 0, errors.New("prometheus answered success with a null scalar")
+		}
 		f = float64(v.Value)
 	case model.Vector:
 		switch len(v) {
 		case 0:
 			return 0, fmt.Errorf("%w: the query returned no series", errNoData)
 		case 1:
+			if v[0] == nil {
+				return 0, errors.New("prometheus answered success with a null sample")
+			}
 			f = float64(v[0].Value)
 		default:
 			return 0, fmt.Errorf("the query returned %d series; a gate needs one (aggregate with sum, avg or max)", len(v))

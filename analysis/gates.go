@@ -2,8 +2,10 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -27,14 +29,25 @@ type Options struct {
 type Gates struct {
 	prom  *Prometheus
 	probe *Probe
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 // New returns Gates.
 func New(o Options) *Gates {
-	return &Gates{
+	g := &Gates{
 		prom:  NewPrometheus(PrometheusOptions{HTTPClient: o.HTTPClient, DefaultAddress: o.DefaultPrometheus, Logger: o.Logger, Now: o.Now}),
 		probe: NewProbe(o.Logger, o.Now),
+		log:   o.Logger,
+		now:   o.Now,
 	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	return g
 }
 
 // Prometheus returns the metric gate.
@@ -56,7 +69,8 @@ func (g *Gates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weig
 // verdicts in that order: one per metric while the canary has traffic (w.Canary > 0), then
 // the probe's. The vs-stable gates count from the start of the step key names; at weight 0
 // they only take a look, so that the next step counts from it. A gate that cannot decide
-// returns an Error or Inconclusive verdict, never Pass.
+// returns an Error or Inconclusive verdict, never Pass; a gate that panics returns an Error
+// verdict that says so, and the panic goes no further.
 func (g *Gates) CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict {
 	var metrics []*rollout.Metric
 	var looks []*rollout.Metric // vs-stable gates at weight 0: a baseline look, no verdict
@@ -78,17 +92,39 @@ func (g *Gates) CheckStep(ctx context.Context, doc *rollout.Document, key rollou
 	var wg sync.WaitGroup
 	for i, m := range metrics {
 		if m.VsStable() {
-			wg.Go(func() { verdicts[i], _ = g.prom.checkStep(ctx, doc, m, key, w) })
+			wg.Go(func() {
+				verdicts[i] = g.guard(m.GateName(), func() rollout.Verdict { v, _ := g.prom.checkStep(ctx, doc, m, key, w); return v })
+			})
 			continue
 		}
-		wg.Go(func() { verdicts[i] = g.prom.Check(ctx, doc, m) })
+		wg.Go(func() {
+			verdicts[i] = g.guard(m.GateName(), func() rollout.Verdict { return g.prom.Check(ctx, doc, m) })
+		})
 	}
 	for _, m := range looks {
-		wg.Go(func() { g.prom.checkStep(ctx, doc, m, key, w) })
+		wg.Go(func() {
+			g.guard(m.GateName(), func() rollout.Verdict { v, _ := g.prom.checkStep(ctx, doc, m, key, w); return v })
+		})
 	}
 	if doc.Spec.Probe != nil {
-		wg.Go(func() { verdicts[n-1] = g.probe.Check(ctx, doc.Spec.Probe) })
+		wg.Go(func() {
+			verdicts[n-1] = g.guard(rollout.ProbeGate, func() rollout.Verdict { return g.probe.Check(ctx, doc.Spec.Probe) })
+		})
 	}
 	wg.Wait()
 	return verdicts
+}
+
+// guard runs one gate and turns a panic in it into an Error verdict of that gate, so a bug
+// or a hostile answer costs one check of one rollout, never the daemon. The stack goes to
+// the log; the verdict says only what panicked.
+func (g *Gates) guard(gate string, check func() rollout.Verdict) (v rollout.Verdict) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("gate panicked", "gate", gate, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			v = rollout.Verdict{Gate: gate, Time: g.now(), Result: rollout.Error,
+				Reason: fmt.Sprintf("gate %s panicked: %v", gate, r)}
+		}
+	}()
+	return check()
 }

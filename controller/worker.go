@@ -63,10 +63,9 @@ func (w *worker) now() time.Time { return w.c.opts.Clock.Now() }
 
 func (w *worker) run(ctx context.Context) error {
 	defer close(w.stopped)
-	if err := w.load(ctx); err != nil {
+	if err := w.loadRetrying(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
-	w.loaded.Store(true)
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())
@@ -155,7 +154,8 @@ func (w *worker) stale(in Input) bool {
 	if !ok || !can || g.Change.Own() {
 		return false
 	}
-	at, err := hr.WeightsAtHead(w.doc)
+	var at rollout.Weights
+	err := w.guard("read the head", func() (err error) { at, err = hr.WeightsAtHead(w.doc); return err })
 	if err != nil || at == g.Change.Weights {
 		return false
 	}
@@ -180,11 +180,7 @@ func (w *worker) check(ctx context.Context) []rollout.Verdict {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if sg, ok := w.c.opts.Gates.(StepGates); ok {
-		key := rollout.StepKey{Rollout: w.st.Rollout, Run: w.st.Run, Step: w.st.Step, Since: w.st.StepSince}
-		return sg.CheckStep(ctx, w.doc, key, w.st.Weights)
-	}
-	return w.c.opts.Gates.Check(ctx, w.doc, w.st.Weights)
+	return w.checkGuarded(ctx)
 }
 
 // feed decides on one input and records the outcome. It returns refused for an input the
@@ -286,7 +282,7 @@ func (w *worker) preflight(ctx context.Context, m rollout.Move) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := p.Preflight(ctx, w.doc); err != nil {
+	if err := w.guard("preflight", func() error { return p.Preflight(ctx, w.doc) }); err != nil {
 		return fmt.Errorf("preflight before the first traffic step: %w", err)
 	}
 	return nil
@@ -302,11 +298,13 @@ func (w *worker) commit(ctx context.Context, m rollout.Move) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	sha, err := w.c.opts.Repo.SetWeights(ctx, w.doc, rollout.Commit{
+	c := rollout.Commit{
 		Kind: m.Kind, Run: m.Run, Step: step, Steps: len(w.doc.Spec.Steps),
 		Weights: m.Weights, Reason: m.Reason, Actor: m.Actor,
 		Base: w.st.Weights, BaseOwn: w.st.Own,
-	})
+	}
+	var sha string
+	err := w.guard("commit", func() (err error) { sha, err = w.c.opts.Repo.SetWeights(ctx, w.doc, c); return err })
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", m.Weights, err)
 	}
@@ -320,7 +318,7 @@ func (w *worker) apply(ctx context.Context, m rollout.Move) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := w.c.opts.Router.SetWeights(ctx, w.doc, m.Weights); err != nil {
+	if err := w.guard("apply", func() error { return w.c.opts.Router.SetWeights(ctx, w.doc, m.Weights) }); err != nil {
 		return fmt.Errorf("apply %s: %w", m.Weights, err)
 	}
 	w.hook("applied", m)

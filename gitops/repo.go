@@ -60,6 +60,9 @@ type Config struct {
 	// base of the jittered exponential wait between attempts (default 50ms).
 	MaxAttempts int
 	Backoff     time.Duration
+	// FetchTimeout bounds each fetch and PushTimeout each push attempt (default 1m each):
+	// a remote that accepts and then stays silent costs at most that.
+	FetchTimeout, PushTimeout time.Duration
 	// MaxWalk bounds how many commits are read walking back from the head to explain a
 	// change or find canaryd's last write (default 10000).
 	MaxWalk int
@@ -83,7 +86,7 @@ type Repo struct {
 	caCerts []byte // extra PEM CA certificates for https
 	log     *slog.Logger
 
-	mu      sync.Mutex
+	mu      repoLock
 	repo    *git.Repository
 	store   storer.Storer
 	closer  io.Closer
@@ -111,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		cfg: cfg, url: Redact(cfg.URL), log: cfg.Log,
 		branch: plumbing.NewBranchReferenceName(cfg.Branch),
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
-		docs:   map[string]*rollout.Document{}, newest: map[string]newest{},
+		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
 	}
 	var err error
@@ -156,6 +159,12 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 50 * time.Millisecond
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = time.Minute
+	}
+	if cfg.PushTimeout <= 0 {
+		cfg.PushTimeout = time.Minute
 	}
 	if cfg.MaxWalk <= 0 {
 		cfg.MaxWalk = 10000
@@ -224,8 +233,10 @@ func (r *Repo) URL() string { return r.url }
 // redact scrubs the remote URL and the secrets read for it from err.
 func (r *Repo) redact(err error) error { return redactErr(err, r.cfg.URL, r.secrets...) }
 
-// fetch brings the remote branch into the tracking ref.
+// fetch brings the remote branch into the tracking ref, within Config.FetchTimeout.
 func (r *Repo) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+	defer cancel()
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.track))},

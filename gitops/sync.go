@@ -253,7 +253,9 @@ func (r *Repo) Manage(docs ...*rollout.Document) {
 // rollout whose manifest cannot be read is left out and its error joined into the
 // returned error.
 func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
-	r.mu.Lock()
+	if err := r.mu.LockContext(ctx); err != nil {
+		return nil, err
+	}
 	defer r.mu.Unlock()
 	if err := r.fetch(ctx); err != nil {
 		return nil, err
@@ -330,7 +332,9 @@ func (r *Repo) Watch(ctx context.Context, interval time.Duration, fn func([]roll
 // It reads the cache as last fetched. Step is the index into Spec.Steps (-1 for a move
 // that lands on no step); the final step also yields a Succeeded event.
 func (r *Repo) History(ctx context.Context, doc *rollout.Document, limit int) ([]rollout.Event, error) {
-	r.mu.Lock()
+	if err := r.mu.LockContext(ctx); err != nil {
+		return nil, err
+	}
 	defer r.mu.Unlock()
 	head, err := r.head()
 	if err != nil {

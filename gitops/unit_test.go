@@ -15,8 +15,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
@@ -218,4 +220,40 @@ func FuzzMessage(f *testing.F) {
 			t.Fatalf("subject %q", subj)
 		}
 	})
+}
+
+// TestWebhookUnsignedIsRateLimited: without a secret a push only triggers a fetch, at most
+// once per UnsignedInterval; requests in between get 429 and trigger nothing.
+func TestWebhookUnsignedIsRateLimited(t *testing.T) {
+	var kicks atomic.Int32
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := httptest.NewServer(newWebhook("main", nil, func() { kicks.Add(1) }, nil, clock))
+	t.Cleanup(srv.Close)
+	post := func() int {
+		resp, err := http.Post(srv.URL, "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(); code != http.StatusAccepted || kicks.Load() != 1 {
+		t.Fatalf("first unsigned push: status %d, %d triggers; want 202 and 1", code, kicks.Load())
+	}
+	for range 5 {
+		if code := post(); code != http.StatusTooManyRequests {
+			t.Errorf("unsigned push within %s: status %d, want 429", UnsignedInterval, code)
+		}
+	}
+	if kicks.Load() != 1 {
+		t.Errorf("%d triggers after the rate-limited pushes, want 1", kicks.Load())
+	}
+	mu.Lock()
+	now = now.Add(UnsignedInterval)
+	mu.Unlock()
+	if code := post(); code != http.StatusAccepted || kicks.Load() != 2 {
+		t.Errorf("unsigned push after %s: status %d, %d triggers; want 202 and 2", UnsignedInterval, code, kicks.Load())
+	}
 }

@@ -44,7 +44,9 @@ func (e *pushRejectedError) Error() string { return "rejected: " + e.status }
 // push is fetched and the edit replayed on the new head, never forced, up to
 // Config.MaxAttempts times. It keeps no belief of its own between calls.
 func (r *Repo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
-	r.mu.Lock()
+	if err := r.mu.LockContext(ctx); err != nil {
+		return "", fmt.Errorf("set %s in %s of %s: %w", c.Weights, doc.Spec.Manifest, r.url, err)
+	}
 	defer r.mu.Unlock()
 	r.docs[doc.Name()] = doc
 	var last error
@@ -82,8 +84,11 @@ func (r *Repo) backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// tryWrite is one attempt: bring the head up to date, check, edit, commit and push.
+// tryWrite is one attempt, within Config.PushTimeout: bring the head up to date, check,
+// edit, commit and push.
 func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
+	defer cancel()
 	sess, adv, err := r.openPush(ctx)
 	if err != nil {
 		return "", err

@@ -21,14 +21,16 @@ import (
 var (
 	// ErrParse reports a manifest that is not valid YAML.
 	ErrParse = errors.New("manifest does not parse")
-	// ErrNotFound reports that no document of the manifest is the VirtualService.
-	ErrNotFound = errors.New("virtualservice not found")
+	// ErrNotFound reports that no document of the manifest is the VirtualService (or the
+	// GRPCRoute or HTTPRoute) the rollout names.
+	ErrNotFound = errors.New("route object not found")
 	// ErrNoRoute reports that no http route matches (by name, or by holding both subsets).
 	ErrNoRoute = errors.New("route not found")
 	// ErrAmbiguous reports that the route, a subset or the VirtualService matches more than once.
 	ErrAmbiguous = errors.New("ambiguous")
-	// ErrSubset reports that the route lacks the stable or the canary subset.
-	ErrSubset = errors.New("subset missing")
+	// ErrSubset reports that the route lacks the stable or the canary subset (for a
+	// Gateway API route, backendRef).
+	ErrSubset = errors.New("backend missing")
 	// ErrWeights reports weights that are not whole numbers summing to 100.
 	ErrWeights = errors.New("weights do not sum to 100")
 	// ErrUnsupported reports YAML the editor refuses to touch (anchors, aliases, tags,

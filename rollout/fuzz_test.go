@@ -18,6 +18,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(base + "---\n" + base))
 	f.Add([]byte("spec: {steps: [0, 140, 100], stpes: 1}\n"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	// Large inputs: the parser and validation must stay linear in them.
+	f.Add([]byte(strings.Replace(base, "0, 40, 100", numbers(100_000), 1)))
+	f.Add([]byte(base + "  host: " + strings.Repeat("x", 500_000) + "\n"))
+	f.Add([]byte(base + "  probe: " + strings.Repeat("[", 20_000) + "\n"))
+	f.Add([]byte(strings.Repeat(base+"---\n", 2*MaxDocuments)))
+	f.Add([]byte(base + "  analysis:\n    metrics:\n" + strings.Repeat("      - {template: nope, min: x}\n", 2*MaxListItems)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, err := Parse("f.yaml", data)
 		if err != nil {

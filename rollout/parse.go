@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,11 +26,14 @@ func posOf(n *yaml.Node) pos { return pos{n.Line, n.Column} }
 type decoder struct {
 	file     string
 	problems Problems
+	index    problemIndex
 	at       map[string]pos // field path → position of its value
+	nodes    int            // nodes decoded so far, aliases expanded, against MaxNodes
 }
 
 func (d *decoder) errorf(p pos, field, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: p.line, Col: p.col, Field: field, Msg: fmt.Sprintf(format, args...)})
+	d.index.add(field)
 }
 
 // where returns the position recorded for path, or for its nearest recorded parent.
@@ -63,6 +67,12 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	if d.nodes++; d.nodes > MaxNodes {
+		if d.nodes == MaxNodes+1 {
+			d.errorf(posOf(n), path, "the document expands to more than %d YAML nodes (aliases?); it is not read further", MaxNodes)
+		}
+		return
+	}
 	d.at[path] = posOf(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // leave the zero value; validation reports what is required
@@ -84,6 +94,10 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errorf(posOf(n), path, "must be a list")
+			return
+		}
+		if limit, what := listLimit(path); len(n.Content) > limit {
+			d.errorf(posOf(n), path, "holds %d items; at most %d %s", len(n.Content), limit, what)
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -264,6 +278,23 @@ func editDistance(a, b string) int {
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
+// parserErrors are the problems the YAML parser (not its scanner) reports. The parser gives
+// their line 0-based, one line too early (the line where the collection it was reading
+// opened, counted from 0); scanner errors are 1-based.
+var parserErrors = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"found undefined tag handle",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
 // syntaxProblem turns a YAML parser error into a Problem.
 func syntaxProblem(file string, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -271,6 +302,9 @@ func syntaxProblem(file string, err error) Problem {
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = strings.TrimPrefix(strings.Replace(msg, m[0], "", 1), ": ")
+		if slices.Contains(parserErrors, msg) {
+			line++
+		}
 	}
 	return Problem{File: file, Line: line, Col: 1, Msg: "YAML: " + msg}
 }
@@ -281,12 +315,20 @@ func syntaxProblem(file string, err error) Problem {
 // shown as Invalid) and, when anything is wrong, a Problems error listing every problem of
 // every document, each with its file, line and column.
 func Parse(file string, data []byte) ([]*Document, error) {
+	if why := tooLarge(len(data)); why != "" {
+		return nil, Problems{{File: file, Line: 1, Col: 1, Msg: why}}
+	}
 	var (
 		docs     []*Document
 		problems Problems
 	)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for index := 0; ; index++ {
+		if index == MaxDocuments {
+			problems = append(problems, Problem{File: file, Line: 1, Col: 1,
+				Msg: fmt.Sprintf("more than %d YAML documents; the rest are not read", MaxDocuments)})
+			break
+		}
 		var root yaml.Node
 		err := dec.Decode(&root)
 		if errors.Is(err, io.EOF) {
@@ -384,6 +426,9 @@ func applyDefaults(doc *Document) {
 // as strictly as specs are decoded: every unknown field, wrong type and bad duration is a
 // Problem with its position. canaryd's own configuration is read with it.
 func DecodeYAML(file string, data []byte, v any) error {
+	if why := tooLarge(len(data)); why != "" {
+		return Problems{{File: file, Line: 1, Col: 1, Msg: why}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Problems{syntaxProblem(file, err)}

@@ -26,7 +26,8 @@ func (w Weights) String() string { return fmt.Sprintf("%d/%d", w.Stable, w.Canar
 // Phase is where a rollout is in its life. Phases are persisted as these strings.
 type Phase string
 
-// The phases of DESIGN.md's life of a rollout, plus Invalid for a spec that does not validate.
+// The phases of a rollout's life (docs/spec.md, "Phases"), plus Invalid for a spec that does
+// not validate.
 const (
 	Idle        Phase = "Idle"
 	Progressing Phase = "Progressing"
@@ -226,4 +227,8 @@ type Event struct {
 	Actor   string    `json:"actor,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
 	Message string    `json:"message,omitempty"`
+	// Count is how many consecutive identical verdicts of one gate this event stands for
+	// (0 or 1: one); Until is the time of the last of them. The store folds them.
+	Count int       `json:"count,omitempty"`
+	Until time.Time `json:"until,omitzero"`
 }

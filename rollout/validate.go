@@ -104,20 +104,10 @@ func orKind(kind string) string {
 // bad reports a problem with field, unless the field (or a part of it) did not even decode:
 // that problem is reported already, and a second one would only repeat it.
 func (v validator) bad(field, format string, args ...any) {
-	for _, p := range v.d.problems {
-		if related(p.Field, field) {
-			return
-		}
+	if v.d.index.related(field) {
+		return
 	}
 	v.d.errorf(v.d.where(field), field, format, args...)
-}
-
-// related reports whether one field path is the other or lies within it.
-func related(a, b string) bool {
-	within := func(x, y string) bool {
-		return x == y || strings.HasPrefix(x, y+".") || strings.HasPrefix(x, y+"[")
-	}
-	return within(a, b) || within(b, a)
 }
 
 func (v validator) required(field, value string) {
@@ -198,6 +188,8 @@ func (v validator) metric(base string, m *Metric) {
 		v.bad(base+".template", "unknown template %q (known: %v)", m.Template, Templates)
 	case m.Query != "" && m.Name == "":
 		v.bad(base, "a custom query needs a name")
+	case len(m.Query) > MaxQueryBytes:
+		v.bad(base+".query", "is %d bytes; a query may be at most %d", len(m.Query), MaxQueryBytes)
 	case m.Query != "":
 		if err := checkQueryTemplate(m.Query); err != nil {
 			v.bad(base+".query", "%v", err)
@@ -211,6 +203,7 @@ func (v validator) metric(base string, m *Metric) {
 	if m.Min != nil && m.Max != nil && m.Min.For(m) > m.Max.For(m) {
 		v.bad(base+".min", "min %s is greater than max %s", m.Min, m.Max)
 	}
+	v.ratioBounds(base, m)
 	if m.MinRequests < 0 {
 		v.bad(base+".minRequests", "must not be negative")
 	}
@@ -254,6 +247,9 @@ func (v validator) probe(p *Probe) {
 	}
 	if p.Count < 0 {
 		v.bad("spec.probe.count", "must be at least 1, not %d", p.Count)
+	}
+	if p.Count > MaxProbeCount {
+		v.bad("spec.probe.count", "must be at most %d calls per check, not %d", MaxProbeCount, p.Count)
 	}
 	for field, addr := range map[string]string{"canaryAddress": p.CanaryAddress, "stableAddress": p.StableAddress} {
 		if _, port, err := net.SplitHostPort(addr); addr != "" && (err != nil || port == "") {

@@ -63,7 +63,7 @@ func TimingsFor(sc Scenario) SpecTimings {
 	return t
 }
 
-var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as DESIGN.md's example, tuned for a demo that lasts a minute:
+var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as the README's example, tuned for a demo that lasts a minute:
 # a step every 5s, gated by an anytime-valid test of the canary's gRPC errors against
 # v1's (counted from Prometheus' raw counters), its p99 latency against v1's, and a
 # grpcurl call through the gateway.
@@ -136,7 +136,7 @@ func (s Sample) RolloutSpecPinned(gateway string, t SpecTimings, v1, v2 string) 
 	return b.Bytes()
 }
 
-var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (DESIGN.md's format), gitops mode: no
+var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (docs/config.md's format), gitops mode: no
 # kubernetes section, so canaryd only commits and the gateway follows Git.
 listen: {{ .Listen }}
 dataDir: {{ .DataDir }}

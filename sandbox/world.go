@@ -23,8 +23,8 @@ import (
 
 	"github.com/canarydio/canaryd/sandbox/gateway"
 	"github.com/canarydio/canaryd/sandbox/greeter"
+	"github.com/canarydio/canaryd/sandbox/promserver"
 	"github.com/canarydio/canaryd/sandbox/traffic"
-	"github.com/canarydio/canaryd/test/promtest"
 )
 
 // Options configures a World. Addresses may use port 0; the chosen ports are passed on.
@@ -72,7 +72,7 @@ type World struct {
 	// V1 and V2 are the greeters; V2.SetErrors turns it into a failing canary.
 	V1, V2     *greeter.Server
 	Gateway    *gateway.Gateway
-	Prometheus *promtest.Server
+	Prometheus *promserver.Server
 	Traffic    *traffic.Generator
 	// StatusURL is canaryd's status page; APIToken the token its actions need.
 	StatusURL string
@@ -226,7 +226,7 @@ func (w *World) startPrometheus(ctx context.Context) error {
 		return err
 	}
 	w.closers = append(w.closers, logf.Close)
-	p, err := promtest.Start(ctx, promtest.Config{
+	p, err := promserver.Start(ctx, promserver.Config{
 		Binary: w.opts.Prometheus, Targets: []string{w.Gateway.MetricsAddr()},
 		ScrapeInterval: time.Second, Dir: dir, Log: logf,
 	})

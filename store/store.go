@@ -164,22 +164,51 @@ func appendEvents(tx *bolt.Tx, name string, evs []rollout.Event) error {
 	if err != nil {
 		return err
 	}
-	h.FillPercent = 1.0 // keys only ever grow: pack pages full
+	h.FillPercent = 1.0      // keys only ever grow: pack pages full
+	var runs map[string]*run // nil until the history's tail is read
 	for i := range evs {
 		ev := evs[i]
 		ev.Rollout = name
+		if ev.Kind != rollout.EventVerdict || ev.Verdict == nil {
+			runs = map[string]*run{} // any other event ends every run of verdicts
+		} else {
+			if runs == nil {
+				if runs, err = tailRuns(h); err != nil {
+					return err
+				}
+			}
+			if r := runs[ev.Verdict.Gate]; r != nil && sameVerdict(r.ev, ev) {
+				r.ev.Count = max(r.ev.Count, 1) + 1
+				r.ev.Until, r.ev.Verdict, r.dirty = ev.Time, ev.Verdict, true
+				continue
+			}
+		}
 		if ev.Seq, err = h.NextSequence(); err != nil {
 			return err
 		}
-		data, err := json.Marshal(ev)
-		if err != nil {
+		if err := putEvent(h, ev); err != nil {
 			return err
 		}
-		if err := h.Put(u64(ev.Seq), data); err != nil {
-			return err
+		if ev.Kind == rollout.EventVerdict && ev.Verdict != nil {
+			runs[ev.Verdict.Gate] = &run{ev: ev}
+		}
+	}
+	for _, r := range runs {
+		if r.dirty {
+			if err := putEvent(h, r.ev); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+func putEvent(h *bolt.Bucket, ev rollout.Event) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return h.Put(u64(ev.Seq), data)
 }
 
 // State returns the stored state of a rollout; ok is false when there is none.

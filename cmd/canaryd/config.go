@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/store"
 )
 
 // Config is the daemon's configuration file (canaryd serve --config canaryd.yaml).
@@ -19,8 +21,26 @@ type Config struct {
 		Address string `yaml:"address"`
 	} `yaml:"prometheus"`
 	API struct {
-		TokenFile string `yaml:"tokenFile"`
+		TokenFile  string    `yaml:"tokenFile"`
+		TokensFile string    `yaml:"tokensFile"`
+		TLS        TLSConfig `yaml:"tls"`
 	} `yaml:"api"`
+	// Egress says which probe and Prometheus targets specs may name and which local files
+	// they may read; link-local and cloud-metadata addresses are refused by default.
+	Egress rollout.Egress `yaml:"egress"`
+
+	// History bounds the store's history per rollout; zero values take the defaults (a week
+	// of verdicts, a year of everything else).
+	History struct {
+		VerdictAge  rollout.Duration `yaml:"verdictAge"`
+		EventAge    rollout.Duration `yaml:"eventAge"`
+		MaxVerdicts int              `yaml:"maxVerdicts"`
+		MaxEvents   int              `yaml:"maxEvents"`
+	} `yaml:"history"`
+
+	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
+
+	Notify NotifyConfig `yaml:"notify"`
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -31,7 +51,9 @@ type GitConfig struct {
 	Author       Person           `yaml:"author"`
 	Committer    Person           `yaml:"committer"`
 	PollInterval rollout.Duration `yaml:"pollInterval"`
-	Auth         struct {
+	// UnreachableAfter is how long fetches may fail before /readyz says not ready (2m).
+	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
+	Auth             struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
@@ -41,6 +63,12 @@ type GitConfig struct {
 		CABundleFile         string `yaml:"caBundleFile"`
 	} `yaml:"auth"`
 	SigningKeyFile string `yaml:"signingKeyFile"`
+	// WebhookSecretFile holds the secret POST /hooks/git checks (GitHub's and Gitea's
+	// HMAC-SHA256 signature, GitLab's token). Without it the hook proves nothing and may
+	// only trigger a fetch, rate-limited.
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	// CommitURL links commits on the status page: a URL with {sha}.
+	CommitURL string `yaml:"commitURL"`
 }
 
 // Person is a commit's author or committer.
@@ -93,19 +121,56 @@ func loadConfig(path string) (*Config, error) {
 	if !cfg.Git.PollInterval.Set {
 		cfg.Git.PollInterval = rollout.Duration{Duration: 10 * time.Second}
 	}
+	if !cfg.Git.UnreachableAfter.Set {
+		cfg.Git.UnreachableAfter = rollout.Duration{Duration: 2 * time.Minute}
+	}
 	if k := cfg.Kubernetes; k != nil {
 		if k.Mode != "apply" && k.Mode != "gitops" {
 			bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
 		}
 		if k.LeaderElection.Namespace == "" {
-			k.LeaderElection.Namespace = "canaryd"
+			k.LeaderElection.Namespace = leaseNamespace()
 		}
 		if k.LeaderElection.Name == "" {
 			k.LeaderElection.Name = "canaryd"
 		}
 	}
+	checkNotify(cfg, bad)
+	if u := cfg.Git.CommitURL; u != "" && (!strings.Contains(u, "{sha}") || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://"))) {
+		bad("git.commitURL", fmt.Sprintf("%q: want an http(s) URL with {sha}, such as https://github.com/acme/deploy/commit/{sha}", u))
+	}
+	if t := cfg.API.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("api.tls", "set both certFile and keyFile, or neither")
+	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
 	}
+	pol, err := rollout.CompileEgress(cfg.Egress)
+	if err != nil {
+		bad("egress", err.Error())
+	}
+	cfg.egress = pol
 	return cfg, ps.Err()
+}
+
+// retention is the store's history bound the config asks for.
+func retention(cfg *Config) store.Retention {
+	h := cfg.History
+	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
+		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
+}
+
+// leaseNamespace is where the Lease lives when the config names no namespace: the pod's own
+// ($POD_NAMESPACE, which deploy/canaryd sets from the downward API), else "canaryd".
+func leaseNamespace() string {
+	if ns := strings.TrimSpace(os.Getenv("POD_NAMESPACE")); ns != "" {
+		return ns
+	}
+	return "canaryd"
+}
+
+// TLSConfig makes the API serve HTTPS.
+type TLSConfig struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }

@@ -29,6 +29,10 @@ type daemon struct {
 	ctrl    *controller.Controller
 	cat     catalog
 	fetched atomic.Bool
+	// fetchedAt is when a fetch last succeeded (Unix nanoseconds), fetchErr why the last
+	// one failed: /readyz turns not-ready when Git has been unreachable too long.
+	fetchedAt atomic.Int64
+	fetchErr  atomic.Value // string
 	// specsHead is the commit the specs were last read at; only the Git watch's goroutine
 	// (and serve before it starts) reads specs.
 	specsHead string
@@ -41,6 +45,7 @@ type daemon struct {
 	// (Recover), never written to the store. Followers never write state.
 	viewMu sync.Mutex
 	view   map[string]rollout.State
+	notify *eventNotifier // nil without receivers
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.
@@ -58,16 +63,18 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	if head == d.specsHead {
 		return nil // the head has not moved since the specs were last read
 	}
-	entries := parseSpecs(files)
+	entries := d.parseSpecs(files)
 	for _, e := range entries {
 		if len(e.problems) > 0 {
 			d.log.Warn("invalid spec", "rollout", e.name, "commit", head, "problems", e.problems.Error())
 		}
 	}
 	docs := d.cat.replace(entries)
+	d.gaugeInvalid()
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head
+	d.publishRollouts()
 	return nil
 }
 
@@ -97,9 +104,12 @@ func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err er
 	if err != nil {
 		d.log.Warn("git sync", "err", err)
 		d.reconcileError()
+		d.fetchErr.Store(err.Error())
 		if len(changes) == 0 {
 			return
 		}
+	} else {
+		d.fetchedAt.Store(time.Now().UnixNano())
 	}
 	d.fetched.Store(true)
 	if err := d.loadSpecs(ctx); err != nil {
@@ -117,6 +127,7 @@ func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err er
 		if err := d.ctrl.Observe(ctx, ch); err != nil && !errors.Is(err, controller.ErrNotFound) && ctx.Err() == nil {
 			d.log.Warn("observe git change", "rollout", ch.Rollout, "commit", ch.Commit, "err", err)
 			d.reconcileError()
+			d.rolloutError(ch.Rollout)
 		}
 	}
 }
@@ -212,4 +223,14 @@ func (d *daemon) observeAll() []rollout.GitChange {
 func (d *daemon) selfName() string {
 	s, _ := d.self.Load().(string)
 	return s
+}
+
+// gitUnreachable returns why Git counts as unreachable at now: no fetch has succeeded for
+// longer than after. It returns "" while Git answers.
+func gitUnreachable(lastOK time.Time, lastErr string, now time.Time, after time.Duration) string {
+	if lastOK.IsZero() || now.Sub(lastOK) <= after {
+		return ""
+	}
+	return fmt.Sprintf("git has been unreachable for %s (since %s): %s", now.Sub(lastOK).Round(time.Second),
+		lastOK.UTC().Format(time.RFC3339), lastErr)
 }

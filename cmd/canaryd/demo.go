@@ -18,7 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/canarydio/canaryd/sandbox"
-	"github.com/canarydio/canaryd/test/promtest"
+	"github.com/canarydio/canaryd/sandbox/promserver"
 )
 
 // demoFlags are canaryd demo's flags.
@@ -90,7 +90,7 @@ var errNoPrometheus = errors.New("demo needs Prometheus: install it with `sudo a
 
 func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoFlags) error {
 	if f.prometheus == "" {
-		if _, err := promtest.Binary(); err != nil {
+		if _, err := promserver.Binary(); err != nil {
 			return errNoPrometheus
 		}
 	}
@@ -125,6 +125,8 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 	}
 	fmt.Fprintf(out, "gateway %s (as the seed's ingress) · status page %s · Prometheus %s\n",
 		w.Gateway.Addr(), w.StatusURL, w.Prometheus.URL)
+	fmt.Fprintf(out, "on-call commands: export %s=%s %s=%s\n", envServer, strings.TrimSuffix(w.StatusURL, "/"),
+		envTokenFile, filepath.Join(w.Workdir, "api-token"))
 	return playDemo(ctx, out, w, sc, f)
 }
 

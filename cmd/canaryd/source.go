@@ -139,6 +139,10 @@ func (s source) Ready(ctx context.Context) error {
 	if !s.d.fetched.Load() {
 		return errors.New("the Git repository has not been fetched yet")
 	}
+	lastErr, _ := s.d.fetchErr.Load().(string)
+	if why := gitUnreachable(time.Unix(0, s.d.fetchedAt.Load()), lastErr, time.Now(), s.d.cfg.Git.UnreachableAfter.Duration); why != "" {
+		return errors.New(why)
+	}
 	if s.d.leading.Load() && !s.d.ctrl.Loaded() {
 		return errors.New("the rollouts' state is being loaded from Git")
 	}
@@ -155,11 +159,14 @@ type observedStore struct {
 
 func (o observedStore) Save(st rollout.State, evs ...rollout.Event) error {
 	if err := o.DB.Save(st, evs...); err != nil {
+		o.m.RolloutError(st.Rollout)
 		return err
 	}
 	if e, ok := o.d.cat.get(st.Rollout); ok {
 		o.m.SetRollout(source{o.d}.view(e, st, true))
 	}
+	o.m.ObserveEvents(evs)
+	o.d.notify.saved(evs)
 	return nil
 }
 
@@ -193,6 +200,9 @@ func (t timedRepo) SetWeights(ctx context.Context, doc *rollout.Document, c roll
 	sha, err := t.Repo.SetWeights(ctx, doc, c)
 	if err == nil {
 		t.m.ObservePush(time.Since(start), 0)
+	} else if ctx.Err() == nil {
+		t.m.PushFailed()
+		t.m.RolloutError(doc.Name())
 	}
 	return sha, err
 }

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/canarydio/canaryd/gitops"
+	"github.com/canarydio/canaryd/rollout"
+	"github.com/canarydio/canaryd/server"
+)
+
+// parseSpecs parses the spec files at the head and checks each valid rollout against what
+// only the daemon knows: its egress rules and the repo (the manifest, the other specs). A
+// rollout that fails a check is Invalid with positioned problems; the others are untouched.
+func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
+	entries := parseSpecs(files)
+	for _, e := range entries {
+		if e.doc == nil {
+			continue
+		}
+		var ps rollout.Problems
+		if d.cfg.egress != nil {
+			ps = d.cfg.egress.Check(e.doc)
+		}
+		ps = append(ps, d.checkManifest(e.doc)...)
+		if len(ps) > 0 {
+			e.invalidate(ps)
+		}
+	}
+	markConflicts(entries)
+	return entries
+}
+
+// invalidate makes e Invalid with ps added to its problems. Its source changes with them, so
+// that the catalog keeps no valid document for it, and takes a fixed one when they go.
+func (e *entry) invalidate(ps rollout.Problems) {
+	e.doc, e.sched = nil, nil
+	e.problems = append(e.problems, ps...)
+	e.source += "\x00" + ps.Error()
+}
+
+// gaugeInvalid sets the phase gauges of every Invalid rollout, which the controller never
+// saves: /metrics says canaryd_rollout_phase{phase="Invalid"} 1 for each.
+func (d *daemon) gaugeInvalid() {
+	m, ok := d.metrics.(interface{ SetRollout(server.Rollout) })
+	if !ok || d.db == nil {
+		return
+	}
+	for _, e := range d.cat.all() {
+		if len(e.problems) == 0 {
+			continue
+		}
+		st, found, err := d.db.State(e.name)
+		if err != nil {
+			found = false
+		}
+		m.SetRollout(source{d}.view(e, st, found))
+	}
+}
+
+// invalidate replaces the entry of name by an Invalid copy with ps added.
+func (c *catalog) invalidate(name string, ps rollout.Problems) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ok := c.entries[name]
+	if !ok {
+		return
+	}
+	e := *old
+	e.problems = append(append(rollout.Problems(nil), old.problems...), ps...)
+	e.invalidate(nil)
+	e.source += "\x00prepare"
+	c.entries[name] = &e
+}
+
+// checkManifest reads the rollout's manifest at the head as the editor will, and reports
+// why the rollout cannot run on it: a path outside the repo or through a link, a missing,
+// binary or too large file, no such VirtualService or route, subsets missing, weights that
+// do not sum to 100.
+func (d *daemon) checkManifest(doc *rollout.Document) rollout.Problems {
+	data, _, err := d.repo.ReadManifest(doc.Spec.Manifest, gitops.MaxManifestBytes)
+	if err == nil {
+		_, err = gitops.ReadWeights(data, gitops.RefOf(doc))
+	}
+	if err == nil {
+		return nil
+	}
+	line, col := doc.Position("spec.manifest")
+	return rollout.Problems{{File: doc.File, Line: line, Col: col, Field: "spec.manifest", Msg: err.Error()}}
+}
+
+// markConflicts makes Invalid every pair of valid rollouts that target the same route of the
+// same object (an unnamed route conflicts with every route of its object), each naming the
+// other's file and line: one route, one rollout.
+func markConflicts(entries map[string]*entry) {
+	var valid []*entry
+	for _, e := range entries {
+		if e.doc != nil {
+			valid = append(valid, e)
+		}
+	}
+	slices.SortFunc(valid, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+	type object struct{ kind, namespace, name string }
+	byObject := map[object][]*entry{}
+	for _, e := range valid {
+		t := e.doc.Spec.Target()
+		k := object{t.Kind, t.Namespace, t.Name}
+		byObject[k] = append(byObject[k], e)
+	}
+	found := map[*entry]rollout.Problems{}
+	for _, group := range byObject {
+		for i, a := range group {
+			for _, b := range group[i+1:] {
+				ra, rb := a.doc.Spec.Target().Route, b.doc.Spec.Target().Route
+				if ra != rb && ra != "" && rb != "" {
+					continue
+				}
+				found[a] = append(found[a], conflict(a.doc, b.doc))
+				found[b] = append(found[b], conflict(b.doc, a.doc))
+			}
+		}
+	}
+	for e, ps := range found {
+		e.invalidate(ps)
+	}
+}
+
+// targetField is the spec field that names what doc steps.
+func targetField(doc *rollout.Document) string {
+	if doc.Spec.Route.IsObject() {
+		return "spec.route"
+	}
+	return "spec.virtualService"
+}
+
+// conflict is doc's problem with other, which targets the same route.
+func conflict(doc, other *rollout.Document) rollout.Problem {
+	field := targetField(doc)
+	line, col := doc.Position(field)
+	ol, oc := other.Position(targetField(other))
+	t := doc.Spec.Target()
+	if t.Route == "" {
+		t.Route = other.Spec.Target().Route
+	}
+	return rollout.Problem{File: doc.File, Line: line, Col: col, Field: field,
+		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s; one route, one rollout: remove one spec",
+			other.Name(), other.File, ol, oc, t)}
+}
