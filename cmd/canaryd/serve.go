@@ -41,6 +41,7 @@ var (
 	_ controller.Converger = (*istio.Router)(nil)
 	_ controller.Converger = routers{}
 	_ controller.StepGates = (*analysis.Gates)(nil)
+	_ controller.StepGates = countedGates{}
 )
 
 func newServeCmd() *cobra.Command {

@@ -218,3 +218,16 @@ func (g countedGates) Check(ctx context.Context, doc *rollout.Document, w rollou
 	g.m.ObserveVerdicts(doc.Name(), vs)
 	return vs
 }
+
+// CheckStep is Check for the step key names, so that the vs-stable gates count per run
+// and step.
+func (g countedGates) CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict {
+	var vs []rollout.Verdict
+	if sg, ok := g.Gates.(controller.StepGates); ok {
+		vs = sg.CheckStep(ctx, doc, key, w)
+	} else {
+		vs = g.Gates.Check(ctx, doc, w)
+	}
+	g.m.ObserveVerdicts(doc.Name(), vs)
+	return vs
+}
