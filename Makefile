@@ -49,16 +49,18 @@ fuzz:
 
 # demo plays the seed tutorial on this machine: greeters v1/v2, a weighted gRPC gateway on
 # 127.0.0.1:8080 that follows the VirtualService in Git, Prometheus, steady traffic and
-# canaryd serve in gitops mode. SCENARIO=success|fail|revert; DEMO_FLAGS=--until-done exits
-# when the scenario ends (0 when it ended as it should).
+# canaryd serve in gitops mode. SCENARIO=success|fail|revert; ROUTE=grpcroute plays it on a
+# Gateway API GRPCRoute; DEMO_FLAGS=--until-done exits when the scenario ends (0 when it
+# ended as it should).
 SCENARIO ?= success
+ROUTE ?= virtualservice
 DEMO_FLAGS ?=
 demo: build
 	@if [ ! -x /usr/bin/prometheus ] && ! command -v prometheus >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then bash test/deps/prometheus.sh; \
 		else echo "make demo needs Prometheus: sudo apt-get install prometheus (Debian/Ubuntu), or put prometheus on PATH"; exit 1; fi; \
 	fi
-	$(BIN)/canaryd demo --scenario $(SCENARIO) $(DEMO_FLAGS)
+	$(BIN)/canaryd demo --scenario $(SCENARIO) --route $(ROUTE) $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(BIN) bench.out

@@ -11,10 +11,14 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// canarySelector selects the gRPC requests to the subset named by .Canary of the spec's
-// service, as reported by the destination's proxy. The subset name is the pods' version
-// label, as in the sample's DestinationRule.
-const canarySelector = `reporter="destination",destination_service_name="{{ .Service }}",destination_version="{{ .Canary }}",request_protocol="grpc"`
+// canarySelector selects the gRPC requests to the canary, as reported by the destination's
+// proxy. For a VirtualService (.By is rollout.SelectBySubset) the canary is the subset named
+// by .Canary of the spec's service, the pods' version label as in the sample's
+// DestinationRule; for a Gateway API route (.By is rollout.SelectByService) it is the
+// Service named by .Canary.
+const canarySelector = `reporter="destination",` +
+	`{{ if eq .By "` + rollout.SelectByService + `" }}destination_service_name="{{ .Canary }}",destination_service_namespace="{{ .Namespace }}"` +
+	`{{ else }}destination_service_name="{{ .Service }}",destination_version="{{ .Canary }}"{{ end }},request_protocol="grpc"`
 
 // builtins are the PromQL templates of the built-in metrics. The success rate counts the
 // gRPC status (grpc_response_status), not the HTTP code, which is 200 for most failed gRPC
@@ -33,9 +37,16 @@ const requestCountQuery = `sum(increase(istio_requests_total{` + canarySelector 
 // Vars returns the variables a metric's query is rendered with: the spec's namespace (the
 // host's when it is a FQDN, else the VirtualService's), host, service (the host's first
 // label), stable and canary subsets, the metric's window in PromQL's notation and the
-// rollout's name.
+// rollout's name. For a Gateway API route the namespace is the route's, the service is
+// the canary's, the stable and canary are Service names and By is rollout.SelectByService.
 func Vars(doc *rollout.Document, m *rollout.Metric) rollout.QueryVars {
 	s := &doc.Spec
+	if t := s.Target(); t.Gateway() {
+		return rollout.QueryVars{
+			Namespace: t.Namespace, Service: t.Canary, Stable: t.Stable, Canary: t.Canary,
+			Window: model.Duration(windowOf(m)).String(), Rollout: doc.Name(), By: rollout.SelectByService,
+		}
+	}
 	parts := strings.Split(s.Host, ".")
 	ns := s.VirtualService.Namespace
 	if len(parts) > 1 && parts[1] != "" {

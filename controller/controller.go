@@ -26,6 +26,9 @@ type Options struct {
 	Gates  Gates
 	Clock  Clock
 	Logger *slog.Logger
+	// Identity names this replica in the history events it writes when it takes over a
+	// rollout (the lease identity, e.g. the pod's name).
+	Identity string
 	// RetryBackoff is how long a failed move waits before it is tried again (default 2s);
 	// it doubles up to MaxBackoff (default 1m).
 	RetryBackoff, MaxBackoff time.Duration
@@ -82,6 +85,20 @@ func (c *Controller) Set(docs []*rollout.Document) {
 	case c.changed <- struct{}{}:
 	default:
 	}
+}
+
+// Loaded reports whether every rollout given to Set has a worker that has loaded its state
+// (rebuilt from Git where the store did not account for it): until then the store may not
+// yet say what Git says, and actions on a rollout still starting answer ErrNotFound.
+func (c *Controller) Loaded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.docs {
+		if w, ok := c.workers[name]; !ok || !w.loaded.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Names returns the names of the rollouts being run, sorted.

@@ -237,3 +237,32 @@ func TestLoopRetriesRollbackUntilCommitted(t *testing.T) {
 		}
 	})
 }
+
+// TestFailingRollbackBacksOff: a rollback whose commit keeps failing is retried with a
+// doubling backoff up to a minute, re-asserting canary 0 in the cluster each time, and
+// history holds one failure per backoff level, not one per try.
+func TestFailingRollbackBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, at("09:03:00"), failFrom("09:11:30"))
+		defer h.stop()
+		h.expect("09:10:00", rollout.Progressing, 40)
+		h.repo.setFail(errors.New("push: remote hung up"))
+		h.clk.AdvanceTo(at("09:22:00")) // ten minutes of failing pushes after the rollback
+		if c := h.router.canary(); c != 0 {
+			t.Errorf("cluster canary %d while the rollback's commit fails, want 0", c)
+		}
+		tries, evs := h.repo.failedTries(), len(h.store.events("demo", rollout.EventMoveFailed))
+		if tries < 8 || tries > 25 {
+			t.Errorf("%d tries in ten minutes, want a doubling backoff capped at 1m (about 15)", tries)
+		}
+		if evs >= 20 || evs > tries {
+			t.Errorf("%d move-failed events for %d tries, want fewer than 20: one per backoff level", evs, tries)
+		}
+		h.repo.setFail(nil)
+		h.clk.AdvanceTo(at("09:24:00"))
+		if st := h.store.get("demo"); st.Phase != rollout.RolledBack || st.Pending != nil {
+			t.Errorf("after the remote came back: %s, pending %+v; want the rollback landed", st.Phase, st.Pending)
+		}
+		t.Logf("%d tries, %d move-failed events", tries, evs)
+	})
+}

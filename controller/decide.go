@@ -57,7 +57,7 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 	switch in := in.(type) {
 	case Start:
 		if d.st.Phase == rollout.Idle {
-			d.start("")
+			d.start("", "")
 		}
 	case Tick:
 		d.tick(in.At)
@@ -114,8 +114,9 @@ func (d *decision) plan(m rollout.Move) {
 	})
 }
 
-// start begins a new run from the weights in force.
-func (d *decision) start(actor string) {
+// start begins a new run from the weights in force; actor and reason name the operator who
+// asked for it (a retry), when one did.
+func (d *decision) start(actor, reason string) {
 	d.st.Run++
 	d.st.Phase = rollout.Progressing
 	d.st.Pending = nil
@@ -123,6 +124,11 @@ func (d *decision) start(actor string) {
 	d.event(rollout.EventStarted, func(ev *rollout.Event) { ev.Actor = actor })
 	k := d.adopt(d.st.Weights.Canary)
 	switch {
+	case actor != "":
+		// An operator's retry: its commit records the new run in Git, so that the run
+		// survives a lost store or a takeover. Its bake begins when it lands.
+		d.enterStep(k)
+		d.plan(rollout.Move{Kind: rollout.Retry, Step: k, Weights: d.st.Weights, Actor: actor, Reason: reason})
 	case k >= 0 && d.spec.Steps[k] == d.st.Weights.Canary:
 		// The run begins at a step the weights already match: the step's commit records the
 		// start in Git (an audit entry, no traffic moves), and its bake begins when it lands.
@@ -136,16 +142,7 @@ func (d *decision) start(actor string) {
 
 // adopt returns the step whose weight is canary, or else the last step below it (-1 when the
 // first step is above it), so that the next step forward is the first one above canary.
-func (d *decision) adopt(canary int) int {
-	k := -1
-	for i, w := range d.spec.Steps {
-		if w > canary {
-			break
-		}
-		k = i
-	}
-	return k
-}
+func (d *decision) adopt(canary int) int { return adoptStep(d.spec.Steps, canary) }
 
 func (d *decision) enterStep(k int) {
 	d.st.Step = k
@@ -249,21 +246,25 @@ func (d *decision) operator(op Operator) error {
 		if phase != rollout.Progressing {
 			return illegal()
 		}
+		if err := d.busy(op); err != nil {
+			return err
+		}
 		d.st.Phase = rollout.Paused
 		d.st.Message = "paused by " + op.Actor
-		record(rollout.EventPaused)
+		d.hold(rollout.Pause, op)
 	case Resume:
-		switch phase {
-		case rollout.Paused:
-			d.st.Phase = rollout.Progressing
-		case rollout.Overridden:
-			d.st.Phase = rollout.Progressing
-			d.enterStep(d.adopt(d.st.Weights.Canary))
-		default:
+		if phase != rollout.Paused && phase != rollout.Overridden {
 			return illegal()
 		}
+		if err := d.busy(op); err != nil {
+			return err
+		}
+		if phase == rollout.Overridden {
+			d.enterStep(d.adopt(d.st.Weights.Canary))
+		}
+		d.st.Phase = rollout.Progressing
 		d.st.Message = "resumed by " + op.Actor
-		record(rollout.EventResumed)
+		d.hold(rollout.Resume, op)
 	case Promote:
 		if !active || d.st.Weights.Canary == 100 && d.st.Pending == nil {
 			return illegal()
@@ -285,28 +286,48 @@ func (d *decision) operator(op Operator) error {
 		if d.st.Pending != nil {
 			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, d.st.Pending.Kind, ErrIllegal)
 		}
-		d.start(op.Actor)
+		d.start(op.Actor, op.Reason)
 	default:
 		return illegal()
 	}
 	return nil
 }
 
-// git handles what Git says. Git wins: weights that canaryd did not write override the
-// rollout, which then makes no move until it is resumed.
+// busy refuses a hold while another move is being carried out: the hold is a commit of its
+// own, and one move at a time keeps Git's order the rollout's order.
+func (d *decision) busy(op Operator) error {
+	if p := d.st.Pending; p != nil {
+		return fmt.Errorf("%s %q: a %s to %s is being carried out; try again when it lands: %w",
+			op.Action, d.st.Rollout, p.Kind, p.Weights, ErrIllegal)
+	}
+	return nil
+}
+
+// hold plans the commit that records an operator's pause or resume in Git.
+func (d *decision) hold(kind rollout.MoveKind, op Operator) {
+	d.plan(rollout.Move{Kind: kind, Step: d.st.Step, Weights: d.st.Weights, Actor: op.Actor, Reason: op.Reason})
+}
+
+// git handles what Git says. Git is the log: the state must account for the head's weights
+// and for the newest commit with the rollout's trailers. A commit counts as the rollout's
+// own only when it is the one the state records, or the commit of its pending move
+// (whichever process pushed it). Anything else — a person's edit or revert, a rewritten
+// history, another canaryd's commit — overrides the rollout (Git wins), which then makes
+// no move until it is resumed.
 func (d *decision) git(ch rollout.GitChange) {
-	if ch.Own() {
-		if p := d.st.Pending; p != nil && p.Weights == ch.Weights && p.Commit == "" {
-			p.Commit = ch.Commit // the commit landed before the result was recorded
+	if Agrees(d.st, ch) {
+		if p := d.st.Pending; p != nil && p.Commit == "" && ch.Latest != nil && ch.Latest.Matches(*p) {
+			p.Commit = ch.Latest.Commit // the commit landed before the result was recorded
 		}
 		return
 	}
-	if ch.Weights == d.st.Weights || (ch.Commit != "" && ch.Commit == d.st.Commit) {
-		return // a commit that left the weights as they were, or one already followed
+	if ch.Cause == rollout.CauseCanaryd {
+		ch.Cause = "another canaryd's commit"
 	}
 	d.st.Phase = rollout.Overridden
 	d.st.Pending = nil
-	d.st.Weights, d.st.Commit = ch.Weights, ch.Commit
+	d.st.Weights, d.st.Commit, d.st.Own = ch.Weights, ch.Commit, ch.LatestCommit()
+	d.st.Step = d.adopt(ch.Weights.Canary)
 	d.st.Message = fmt.Sprintf("Git wins: %s set %s in %.12s (%s); resume to continue", ch.Author, ch.Weights, ch.Commit, ch.Cause)
 	d.event(rollout.EventOverridden, func(ev *rollout.Event) {
 		ev.Actor, ev.Reason = ch.Author, string(ch.Cause)
@@ -330,17 +351,27 @@ func (d *decision) applied(a Applied) {
 	d.st.Weights = p.Weights
 	if a.Commit != "" {
 		d.st.Commit = a.Commit
+		if p.Kind != rollout.Follow {
+			d.st.Own = a.Commit
+		}
 	}
 	kind := rollout.EventStep
 	switch p.Kind {
-	case rollout.Forward, rollout.Promote:
+	case rollout.Forward, rollout.Promote, rollout.Retry:
 		d.enterStep(p.Step)
 		d.st.Message = fmt.Sprintf("at step %d/%d, canary %d%%", p.Step+1, len(d.spec.Steps), p.Weights.Canary)
+	case rollout.Pause:
+		kind = rollout.EventPaused
+	case rollout.Resume:
+		kind = rollout.EventResumed
 	case rollout.Rollback:
-		kind = rollout.EventRolledBack
+		kind, d.st.Step = rollout.EventRolledBack, p.Step
 	case rollout.Abort:
-		kind = rollout.EventAborted
+		kind, d.st.Step = rollout.EventAborted, p.Step
 	case rollout.Follow:
+		if d.st.Phase != rollout.Overridden {
+			return // Git's weights re-asserted after a takeover: nothing happened
+		}
 		d.st.Message = fmt.Sprintf("Git wins: following %s set by %s in %.12s; resume to continue", p.Weights, p.Actor, p.Commit)
 	}
 	d.event(kind, func(ev *rollout.Event) { ev.Actor, ev.Reason = p.Actor, p.Reason })
@@ -358,9 +389,11 @@ func (d *decision) failed(a Applied) {
 		return
 	}
 	p := d.st.Pending
-	d.event(rollout.EventMoveFailed, func(ev *rollout.Event) {
-		ev.Weights, ev.Step, ev.Message = p.Weights, p.Step, a.Err.Error()
-	})
+	if !a.Quiet {
+		d.event(rollout.EventMoveFailed, func(ev *rollout.Event) {
+			ev.Weights, ev.Step, ev.Message = p.Weights, p.Step, a.Err.Error()
+		})
+	}
 	d.st.Message = fmt.Sprintf("%s to %s failed: %v", p.Kind, p.Weights, a.Err)
 	if p.Kind == rollout.Forward {
 		d.st.Pending = nil // the next tick tries again, gated again

@@ -26,7 +26,7 @@ var inputs = []struct {
 	{"promote", Operator{Action: Promote, Actor: "op"}},
 	{"abort", Operator{Action: Abort, Actor: "op"}},
 	{"retry", Operator{Action: Retry, Actor: "op"}},
-	{"git own", Git{rollout.GitChange{Rollout: "demo", Weights: rollout.CanaryAt(40), Cause: rollout.CauseCanaryd}}},
+	{"git same", nil}, // what the state believes, built from it by gitSame
 	{"git other", Git{rollout.GitChange{Rollout: "demo", Weights: rollout.CanaryAt(50), Commit: "c0ffee", Author: "bob", Cause: rollout.CauseEdit}}},
 	{"applied", Applied{Move: rollout.Move{Kind: rollout.Forward, Weights: rollout.CanaryAt(100)}}},
 }
@@ -40,29 +40,29 @@ var want = map[rollout.Phase][]struct {
 	move  rollout.MoveKind
 }{
 	rollout.Idle: {{rollout.Progressing, rollout.Forward}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""}, {rollout.Idle, ""},
-		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Forward}, {rollout.Idle, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Idle, ""}},
+		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Retry}, {rollout.Idle, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Idle, ""}},
 	rollout.Progressing: {{rollout.Progressing, ""}, {rollout.Progressing, rollout.Forward}, {rollout.Progressing, ""}, {rollout.RolledBack, rollout.Rollback},
-		{rollout.Progressing, ""}, {rollout.RolledBack, rollout.Rollback}, {rollout.Paused, ""}, {illegal, ""}, {rollout.Progressing, rollout.Promote},
+		{rollout.Progressing, ""}, {rollout.RolledBack, rollout.Rollback}, {rollout.Paused, rollout.Pause}, {illegal, ""}, {rollout.Progressing, rollout.Promote},
 		{rollout.Aborted, rollout.Abort}, {illegal, ""}, {rollout.Progressing, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Progressing, ""}},
 	rollout.Paused: {{rollout.Paused, ""}, {rollout.Paused, ""}, {rollout.Paused, ""}, {rollout.RolledBack, rollout.Rollback},
-		{rollout.Paused, ""}, {rollout.RolledBack, rollout.Rollback}, {illegal, ""}, {rollout.Progressing, ""}, {rollout.Progressing, rollout.Promote},
+		{rollout.Paused, ""}, {rollout.RolledBack, rollout.Rollback}, {illegal, ""}, {rollout.Progressing, rollout.Resume}, {rollout.Progressing, rollout.Promote},
 		{rollout.Aborted, rollout.Abort}, {illegal, ""}, {rollout.Paused, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Paused, ""}},
 	rollout.Succeeded: {{rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""}, {rollout.Succeeded, ""},
 		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Succeeded, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Succeeded, ""}},
 	rollout.RolledBack: {{rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""}, {rollout.RolledBack, ""},
-		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Forward}, {rollout.RolledBack, ""}, {rollout.Overridden, rollout.Follow}, {rollout.RolledBack, ""}},
+		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Retry}, {rollout.RolledBack, ""}, {rollout.Overridden, rollout.Follow}, {rollout.RolledBack, ""}},
 	rollout.Overridden: {{rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""}, {rollout.Overridden, ""},
-		{illegal, ""}, {rollout.Progressing, ""}, {rollout.Progressing, rollout.Promote}, {rollout.Aborted, rollout.Abort}, {illegal, ""},
+		{illegal, ""}, {rollout.Progressing, rollout.Resume}, {rollout.Progressing, rollout.Promote}, {rollout.Aborted, rollout.Abort}, {illegal, ""},
 		{rollout.Overridden, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Overridden, ""}},
 	rollout.Aborted: {{rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""}, {rollout.Aborted, ""},
-		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Forward}, {rollout.Aborted, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Aborted, ""}},
+		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Progressing, rollout.Retry}, {rollout.Aborted, ""}, {rollout.Overridden, rollout.Follow}, {rollout.Aborted, ""}},
 	rollout.Invalid: {{rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""},
 		{illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {illegal, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}, {rollout.Invalid, ""}},
 }
 
 // stateIn returns a typical state of a rollout in phase p.
 func stateIn(p rollout.Phase) rollout.State {
-	st := rollout.State{Rollout: "demo", Phase: p, Run: 1, Step: 1, Weights: rollout.CanaryAt(40),
+	st := rollout.State{Rollout: "demo", Phase: p, Run: 1, Step: 1, Weights: rollout.CanaryAt(40), Own: "0wn",
 		StepSince: at("09:10:00"), BakeSince: at("09:10:00"), LastTick: at("09:50:00"),
 		Gates: map[string]rollout.GateState{
 			rollout.TemplateSuccessRate: {Last: rollout.Pass, Failures: 1},
@@ -91,7 +91,11 @@ func TestDecideEveryPhaseAndInput(t *testing.T) {
 		for i, in := range inputs {
 			t.Run(fmt.Sprintf("%s/%s", phase, in.name), func(t *testing.T) {
 				st := stateIn(phase)
-				out, err := Decide(doc, st, in.in, at("10:00:00"))
+				input := in.in
+				if input == nil {
+					input = gitSame(st)
+				}
+				out, err := Decide(doc, st, input, at("10:00:00"))
 				w := want[phase][i]
 				if w.phase == illegal {
 					if !errors.Is(err, ErrIllegal) {
@@ -128,6 +132,15 @@ func TestDecideEveryPhaseAndInput(t *testing.T) {
 			})
 		}
 	}
+}
+
+// gitSame is Git saying exactly what st believes: its weights, its newest commit.
+func gitSame(st rollout.State) Git {
+	ch := rollout.GitChange{Rollout: st.Rollout, Weights: st.Weights, Commit: st.Own, Cause: rollout.CauseCanaryd}
+	if st.Own != "" {
+		ch.Latest = &rollout.Record{Commit: st.Own, Kind: rollout.Forward, Run: st.Run, Step: st.Step, Weights: st.Weights}
+	}
+	return Git{ch}
 }
 
 func TestDecideTickIsIdempotent(t *testing.T) {

@@ -137,16 +137,30 @@ type fakeRepo struct {
 	mu      sync.Mutex
 	commits []rollout.Commit
 	fail    error
+	tries   int // failed calls
 }
 
 func (r *fakeRepo) SetWeights(_ context.Context, _ *rollout.Document, c rollout.Commit) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
+		r.tries++
 		return "", r.fail
 	}
 	r.commits = append(r.commits, c)
 	return fmt.Sprintf("sha%d", len(r.commits)), nil
+}
+
+func (r *fakeRepo) setFail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = err
+}
+
+func (r *fakeRepo) failedTries() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tries
 }
 
 func (r *fakeRepo) weights() []int {

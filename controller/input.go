@@ -58,10 +58,13 @@ type Operator struct {
 type Git struct{ Change rollout.GitChange }
 
 // Applied reports how a move went: Err is nil when Git and the cluster hold its weights.
+// Quiet asks that a failure not be recorded in history again (the move keeps failing at
+// the longest backoff, whose first failure was recorded).
 type Applied struct {
 	Move   rollout.Move
 	Commit string
 	Err    error
+	Quiet  bool
 }
 
 func (Start) input()    {}

@@ -23,6 +23,20 @@ type HeadReader interface {
 	WeightsAtHead(doc *rollout.Document) (rollout.Weights, error)
 }
 
+// Observer is a Repo that can say what Git holds for a rollout at the head as last
+// fetched: the weights, the commit that set them, and the newest commit with the rollout's
+// trailers. A worker reads it before it moves, and rebuilds its state when the store does
+// not account for it.
+type Observer interface {
+	Observe(doc *rollout.Document) (rollout.GitChange, error)
+}
+
+// HistoryReader is a Repo that can rebuild a rollout's history from the trailers of its
+// commits, newest first, at most limit events.
+type HistoryReader interface {
+	History(ctx context.Context, doc *rollout.Document, limit int) ([]rollout.Event, error)
+}
+
 // Router sets weights in the cluster (apply mode). A nil Router means gitops mode: Argo CD
 // or Flux applies what Git holds.
 type Router interface {

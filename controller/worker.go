@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -31,6 +32,7 @@ type worker struct {
 	inbox   chan request
 	docs    chan *rollout.Document
 	stopped chan struct{}
+	loaded  atomic.Bool // set once run has loaded the state
 
 	doc       *rollout.Document
 	sched     rollout.Schedule
@@ -61,14 +63,10 @@ func (w *worker) now() time.Time { return w.c.opts.Clock.Now() }
 
 func (w *worker) run(ctx context.Context) error {
 	defer close(w.stopped)
-	st, ok, err := w.c.opts.Store.State(w.doc.Name())
-	if err != nil {
-		return fmt.Errorf("load state: %w", err)
+	if err := w.load(ctx); err != nil {
+		return err
 	}
-	if !ok {
-		st = NewState(w.doc.Name(), rollout.CanaryAt(0))
-	}
-	w.st = st
+	w.loaded.Store(true)
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())
@@ -205,13 +203,20 @@ func (w *worker) feed(in Input) (refused, err error) {
 	if out.State.Phase != w.st.Phase {
 		w.log.Info("phase", "from", w.st.Phase, "to", out.State.Phase, "run", out.State.Run, "step", out.State.Step, "weight", out.State.Weights.Canary)
 	}
+	prev := w.st.Pending
 	w.st = out.State
-	if out.Move != nil {
+	if out.Move != nil && (prev == nil || !sameMove(*prev, *out.Move)) {
+		// A new move starts with no backoff; a failed one retried keeps its own.
 		w.retryAt = time.Time{}
 		w.backoff = 0
 		w.hook("intent", *out.Move)
 	}
 	return nil, nil
+}
+
+// sameMove reports whether b is a (possibly updated) a: the same intent retried.
+func sameMove(a, b rollout.Move) bool {
+	return a.Kind == b.Kind && a.Run == b.Run && a.Step == b.Step && a.Weights == b.Weights && a.Since.Equal(b.Since)
 }
 
 func (w *worker) hook(point string, m rollout.Move) {
@@ -227,7 +232,10 @@ func (w *worker) perform(ctx context.Context) error {
 	if err != nil {
 		w.log.Warn("move failed", "kind", m.Kind, "weight", m.Weights.Canary, "err", err)
 	}
-	if _, serr := w.feed(Applied{Move: m, Commit: commit, Err: err}); serr != nil {
+	// A failure at the longest backoff was recorded when the backoff first reached it:
+	// history holds the first failure and one per backoff level, not one per try.
+	quiet := err != nil && w.backoff >= w.c.opts.MaxBackoff
+	if _, serr := w.feed(Applied{Move: m, Commit: commit, Err: err, Quiet: quiet}); serr != nil {
 		return serr
 	}
 	if w.st.Pending != nil {
@@ -250,6 +258,8 @@ func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, er
 		applyErr := w.apply(ctx, m)
 		commit, err = w.commit(ctx, m)
 		return commit, errors.Join(applyErr, err)
+	case m.Kind.Hold():
+		return w.commit(ctx, m)
 	default:
 		if err := w.preflight(ctx, m); err != nil {
 			return "", err
@@ -289,6 +299,7 @@ func (w *worker) commit(ctx context.Context, m rollout.Move) (string, error) {
 	c := rollout.Commit{
 		Kind: m.Kind, Run: m.Run, Step: step, Steps: len(w.doc.Spec.Steps),
 		Weights: m.Weights, Reason: m.Reason, Actor: m.Actor,
+		Base: w.st.Weights, BaseOwn: w.st.Own,
 	}
 	var sha string
 	err := w.guard("commit", func() (err error) { sha, err = w.c.opts.Repo.SetWeights(ctx, w.doc, c); return err })

@@ -119,14 +119,17 @@ func TestConcurrentWriters(t *testing.T) {
 // canarydWriter takes two steps of rollout ro-i.
 func canarydWriter(t *testing.T, r *Repo, i int, record func(string), errs chan<- error) {
 	doc := parseDoc(t, specFor(i))
+	base, own := rollout.CanaryAt(0), "" // what this writer believes: the seed, no commit of its own
 	for k := 1; k <= 2; k++ {
-		c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: k, Steps: 3, Weights: doc.Spec.WeightsAt(k - 1)}
+		c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: k, Steps: 3, Weights: doc.Spec.WeightsAt(k - 1),
+			Base: base, BaseOwn: own}
 		sha, err := r.SetWeights(ctxT(t), doc, c)
 		if err != nil {
 			errs <- fmt.Errorf("writer %d step %d: %w", i, k, err)
 			return
 		}
 		record(sha)
+		base, own = c.Weights, sha
 	}
 }
 

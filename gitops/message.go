@@ -8,9 +8,11 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// The trailer keys of canaryd's commits (DESIGN.md, "Git write-back").
+// The trailer keys of canaryd's commits. Rollout-Kind is one of step, rollback, abort,
+// promote, pause, resume and retry.
 const (
 	TrailerRollout = "Rollout"
+	TrailerKind    = "Rollout-Kind"
 	TrailerRun     = "Rollout-Run"
 	TrailerStep    = "Rollout-Step"
 	TrailerWeights = "Rollout-Weights"
@@ -24,6 +26,7 @@ const (
 //	grpc-helloworld-py: step 2/3, canary v2 at 40%
 //
 //	Rollout: grpc-helloworld-py
+//	Rollout-Kind: step
 //	Rollout-Run: 1
 //	Rollout-Step: 2/3
 //	Rollout-Weights: v1=60,v2=40
@@ -33,6 +36,7 @@ func Message(doc *rollout.Document, c rollout.Commit) string {
 	b.WriteString("\n\n")
 	trailer := func(k, v string) { fmt.Fprintf(&b, "%s: %s\n", k, oneLine(v)) }
 	trailer(TrailerRollout, doc.Name())
+	trailer(TrailerKind, c.Kind.TrailerKind())
 	trailer(TrailerRun, strconv.Itoa(c.Run))
 	if c.Step > 0 {
 		trailer(TrailerStep, fmt.Sprintf("%d/%d", c.Step, c.Steps))
@@ -60,6 +64,12 @@ func subject(doc *rollout.Document, c rollout.Commit) string {
 		s = fmt.Sprintf("promote to step %d/%d, %s", c.Step, c.Steps, at)
 	case rollout.Follow:
 		s = "follow Git, " + at
+	case rollout.Pause:
+		s = "pause" + atStep(c) + ", " + at
+	case rollout.Resume:
+		s = "resume" + atStep(c) + ", " + at
+	case rollout.Retry:
+		s = fmt.Sprintf("retry, run %d%s, %s", c.Run, atStep(c), at)
 	default:
 		if c.Step > 0 {
 			s = fmt.Sprintf("step %d/%d, %s", c.Step, c.Steps, at)
@@ -78,6 +88,14 @@ func subject(doc *rollout.Document, c rollout.Commit) string {
 		s += " (" + strings.Join(why, ", ") + ")"
 	}
 	return doc.Name() + ": " + s
+}
+
+// atStep names the step a hold was taken at, when it names one.
+func atStep(c rollout.Commit) string {
+	if c.Step > 0 {
+		return fmt.Sprintf(" at step %d/%d", c.Step, c.Steps)
+	}
+	return ""
 }
 
 func oneLine(s string) string {
@@ -129,6 +147,12 @@ func kindOf(msg, name string) rollout.MoveKind {
 		return rollout.Promote
 	case strings.HasPrefix(s, "follow"):
 		return rollout.Follow
+	case strings.HasPrefix(s, "pause"):
+		return rollout.Pause
+	case strings.HasPrefix(s, "resume"):
+		return rollout.Resume
+	case strings.HasPrefix(s, "retry"):
+		return rollout.Retry
 	}
 	return rollout.Forward
 }

@@ -64,7 +64,7 @@ func TestRejectedEveryTimeNamesFileAndRemote(t *testing.T) {
 	}
 	r := openRepo(t, rem.url, func(c *Config) { c.MaxAttempts, c.Backoff = 3, time.Millisecond })
 	doc := parseDoc(t, sampleSpec)
-	_, err := r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20)})
+	_, err := r.SetWeights(ctxT(t), doc, believe(t, r, doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20)}))
 	if err == nil {
 		t.Fatal("SetWeights succeeded against a remote that declines every push")
 	}
@@ -81,7 +81,7 @@ func TestRejectedEveryTimeNamesFileAndRemote(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rem.dir, "hooks", "pre-receive"), []byte(deny), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20)})
+	_, err = r.SetWeights(ctxT(t), doc, believe(t, r, doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20)}))
 	if err == nil || !strings.Contains(err.Error(), "hook declined") || !strings.Contains(err.Error(), "deploy/sample/rules.yaml") {
 		t.Errorf("SetWeights against a declining hook = %v, want the decline with the file", err)
 	}
@@ -200,7 +200,7 @@ func TestOpenWhileRemoteIsDown(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].Commit != sha {
 		t.Errorf("History from the cache while the remote is down = %+v, %v", evs, err)
 	}
-	_, err = again.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(60)})
+	_, err = again.SetWeights(ctxT(t), doc, believe(t, again, doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(60)}))
 	if err == nil || !strings.Contains(err.Error(), rem.url) {
 		t.Errorf("SetWeights while the remote is down = %v, want an error naming %s", err, rem.url)
 	}
@@ -284,7 +284,7 @@ func TestRevertBeforeAnySyncSawTheStep(t *testing.T) {
 	if _, err := r.Sync(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(40)})
+	s2, err := r.SetWeights(ctxT(t), doc, believe(t, r, doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 2, Steps: 3, Weights: rollout.CanaryAt(40)}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,9 @@ type Config struct {
 	// base of the jittered exponential wait between attempts (default 50ms).
 	MaxAttempts int
 	Backoff     time.Duration
+	// FetchTimeout bounds each fetch and PushTimeout each push attempt (default 1m each):
+	// a remote that accepts and then stays silent costs at most that.
+	FetchTimeout, PushTimeout time.Duration
 	// MaxWalk bounds how many commits are read walking back from the head to explain a
 	// change or find canaryd's last write (default 10000).
 	MaxWalk int
@@ -83,16 +86,14 @@ type Repo struct {
 	caCerts []byte // extra PEM CA certificates for https
 	log     *slog.Logger
 
-	mu      sync.Mutex
+	mu      repoLock
 	repo    *git.Repository
 	store   storer.Storer
 	closer  io.Closer
 	docs    map[string]*rollout.Document // managed rollouts by name
-	base    map[string]baseline          // what canaryd last wrote (or last acknowledged), by rollout
 	changes map[string]explained         // last explained change, by rollout
-	// reported is the commit of the last external change reported, by rollout.
-	reported map[string]string
-	kick     chan struct{}
+	newest  map[string]newest            // newest commit with the rollout's trailers, by rollout
+	kick    chan struct{}
 	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
 	// built indexes of the trees in it.
 	treesMu sync.Mutex
@@ -113,8 +114,8 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		cfg: cfg, url: Redact(cfg.URL), log: cfg.Log,
 		branch: plumbing.NewBranchReferenceName(cfg.Branch),
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
-		docs:   map[string]*rollout.Document{}, base: map[string]baseline{},
-		changes: map[string]explained{}, reported: map[string]string{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
+		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
+		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
 	}
 	var err error
 	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {
@@ -158,6 +159,12 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 50 * time.Millisecond
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = time.Minute
+	}
+	if cfg.PushTimeout <= 0 {
+		cfg.PushTimeout = time.Minute
 	}
 	if cfg.MaxWalk <= 0 {
 		cfg.MaxWalk = 10000
@@ -226,8 +233,10 @@ func (r *Repo) URL() string { return r.url }
 // redact scrubs the remote URL and the secrets read for it from err.
 func (r *Repo) redact(err error) error { return redactErr(err, r.cfg.URL, r.secrets...) }
 
-// fetch brings the remote branch into the tracking ref.
+// fetch brings the remote branch into the tracking ref, within Config.FetchTimeout.
 func (r *Repo) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+	defer cancel()
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.track))},

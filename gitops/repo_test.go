@@ -31,11 +31,23 @@ func ctxT(t testing.TB) context.Context {
 func step(t testing.TB, r *Repo, doc *rollout.Document, k int) string {
 	t.Helper()
 	c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: k, Steps: len(doc.Spec.Steps), Weights: doc.Spec.WeightsAt(k - 1)}
-	sha, err := r.SetWeights(ctxT(t), doc, c)
+	sha, err := r.SetWeights(ctxT(t), doc, believe(t, r, doc, c))
 	if err != nil {
 		t.Fatalf("step %d: %v", k, err)
 	}
 	return sha
+}
+
+// believe returns c expecting what the cache, as last fetched, holds for doc: the belief
+// of a controller that has seen everything up to the last fetch.
+func believe(t testing.TB, r *Repo, doc *rollout.Document, c rollout.Commit) rollout.Commit {
+	t.Helper()
+	ch, err := r.Observe(doc)
+	if err != nil {
+		t.Fatalf("observe %s: %v", doc.Name(), err)
+	}
+	c.Base, c.BaseOwn = ch.Weights, ch.LatestCommit()
+	return c
 }
 
 var weightLine = regexp.MustCompile(`^[+-]\s+weight: \d+$`)
@@ -98,7 +110,7 @@ func checkStepCommit(t *testing.T, dir, sha string, k int, w rollout.Weights) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantTrailers := "Rollout: grpc-helloworld-py\nRollout-Run: 1\nRollout-Step: " +
+	wantTrailers := "Rollout: grpc-helloworld-py\nRollout-Kind: step\nRollout-Run: 1\nRollout-Step: " +
 		itoa(k) + "/3\nRollout-Weights: v1=" + itoa(w.Stable) + ",v2=" + itoa(w.Canary) + "\n"
 	if diff := cmp.Diff(wantTrailers, string(out)); diff != "" {
 		t.Errorf("trailers of step %d (-want +got):\n%s", k, diff)
@@ -237,25 +249,35 @@ func TestRevertIsReported(t *testing.T) {
 		Rollout: "grpc-helloworld-py", Weights: rollout.CanaryAt(20), Commit: revert,
 		Author: "Alice Person", Time: at, Cause: rollout.CauseRevert, Reverts: second,
 	}}
+	if len(changes) != 1 || changes[0].LatestCommit() != second {
+		t.Fatalf("Sync after the revert = %+v; want the newest canaryd commit %s named", changes, second)
+	}
+	changes[0].Latest = nil
 	if diff := cmp.Diff(want, changes, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("Sync after the revert (-want +got):\n%s", diff)
 	}
-	if again, err := r.Sync(ctxT(t)); err != nil || len(again) != 0 {
-		t.Errorf("a second Sync reported %+v, %v; want the revert reported once", again, err)
-	}
-	// A restarted canaryd reports the newest external change once more, in case the
-	// controller had not recorded it before the restart.
+	// Sync accepts nothing: it says what Git holds every time, also after a restart.
 	restarted := openRepo(t, rem.url, func(cfg *Config) { cfg.Dir = r.cfg.Dir })
 	restarted.Manage(doc)
-	if again, err := restarted.Sync(ctxT(t)); err != nil || len(again) != 1 || again[0].Commit != revert {
-		t.Errorf("Sync after a restart reported %+v, %v; want the revert once more", again, err)
+	for _, rr := range []*Repo{r, restarted} {
+		if again, err := rr.Sync(ctxT(t)); err != nil || len(again) != 1 || again[0].Commit != revert || again[0].LatestCommit() != second {
+			t.Errorf("Sync again reported %+v, %v; want the revert again", again, err)
+		}
 	}
-	if again, err := restarted.Sync(ctxT(t)); err != nil || len(again) != 0 {
-		t.Errorf("a second Sync after a restart reported %+v, %v; want nothing new", again, err)
+	// A write that still believes step 2 is at the head is refused: the revert wins.
+	c3 := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 3, Steps: 3, Weights: rollout.CanaryAt(100),
+		Base: rollout.CanaryAt(60), BaseOwn: second}
+	var ext *rollout.ExternalChangeError
+	if _, err := r.SetWeights(ctxT(t), doc, c3); !errors.As(err, &ext) || ext.Change.Commit != revert {
+		t.Fatalf("a write over the revert = %v, want an ExternalChangeError naming %s", err, revert)
 	}
-	// Sync reported the revert, so canaryd's next write starts from it.
-	third := step(t, r, doc, 3)
-	if own, err := r.Sync(ctxT(t)); err != nil || len(own) != 1 || own[0].Commit != third || !own[0].Own() {
+	// Once the controller accepted the revert (and was resumed), it writes on top of it.
+	c3.Base = rollout.CanaryAt(20)
+	third, err := r.SetWeights(ctxT(t), doc, c3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, err := r.Sync(ctxT(t)); err != nil || len(own) != 1 || own[0].Commit != third || !own[0].Own() || own[0].LatestCommit() != third {
 		t.Errorf("Sync after step 3 = %+v, %v; want canaryd's %s", own, err, third)
 	}
 	if parent := gitRun(t, rem.dir, "rev-parse", third+"^"); parent != revert {
@@ -298,7 +320,8 @@ func TestExternalChangeStopsWrite(t *testing.T) {
 			gitRun(t, work, "push", "-q", "origin", "main")
 			theirs := gitRun(t, work, "rev-parse", "HEAD")
 
-			c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 3, Steps: 3, Weights: rollout.CanaryAt(100)}
+			c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 3, Steps: 3, Weights: rollout.CanaryAt(100),
+				Base: doc.Spec.WeightsAt(1), BaseOwn: s2}
 			_, err := r.SetWeights(ctxT(t), doc, c)
 			var ext *rollout.ExternalChangeError
 			if !errors.As(err, &ext) {
@@ -313,14 +336,18 @@ func TestExternalChangeStopsWrite(t *testing.T) {
 				t.Errorf("canaryd wrote despite the change: head %s", head)
 			}
 			r.Manage(doc)
-			if chs, err := r.Sync(ctxT(t)); err != nil || len(chs) != 0 {
-				t.Errorf("Sync after the ExternalChangeError reported %+v, %v; want nothing new", chs, err)
+			if chs, err := r.Sync(ctxT(t)); err != nil || len(chs) != 1 || chs[0].Commit != theirs {
+				t.Errorf("Sync after the ExternalChangeError reported %+v, %v; want the change again", chs, err)
 			}
-			// Reported once, the change is the new starting point (the operator resumed),
-			// also for a fresh process with an empty memory but the same cache.
+			// Reporting accepted nothing: a fresh process with the same cache refuses the
+			// same write, and writes once the caller believes the change (it was resumed).
 			again := openRepo(t, rem.url, func(cfg *Config) { cfg.Dir = r.cfg.Dir })
+			if _, err := again.SetWeights(ctxT(t), doc, c); !errors.As(err, &ext) {
+				t.Fatalf("SetWeights after the change was reported = %v, want an ExternalChangeError again", err)
+			}
+			c.Base = tt.weights
 			if _, err := again.SetWeights(ctxT(t), doc, c); err != nil {
-				t.Fatalf("SetWeights after the change was reported: %v", err)
+				t.Fatalf("SetWeights believing the change: %v", err)
 			}
 		})
 	}
@@ -352,6 +379,7 @@ func TestUnchangedWeightsAreRecordedOnce(t *testing.T) {
 		t.Errorf("repeating the first step wrote %s, want %s", again, first)
 	}
 	back := rollout.Commit{Kind: rollout.Rollback, Run: 1, Steps: 3, Weights: rollout.CanaryAt(0), Reason: "probe failed"}
+	back = believe(t, r, doc, back)
 	rb, err := r.SetWeights(ctxT(t), doc, back)
 	if err != nil || rb == first {
 		t.Fatalf("rollback at 0%%: %s, %v; want a new commit", rb, err)

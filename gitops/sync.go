@@ -16,14 +16,6 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// baseline is what canaryd last wrote for a rollout, or the external change it last
-// reported (which it then accepts as the starting point of its next write).
-type baseline struct {
-	commit  plumbing.Hash // where the walk found it; the head walked from when !found
-	weights rollout.Weights
-	found   bool
-}
-
 // explained caches the change that explains the weights at a head.
 type explained struct {
 	head   plumbing.Hash
@@ -31,54 +23,88 @@ type explained struct {
 	change rollout.GitChange
 }
 
-// ackRef is the local ref (in the cache only, never pushed) marking the last external
-// change reported for a rollout, so that a restart does not report it again.
-func ackRef(name string) plumbing.ReferenceName {
-	return plumbing.ReferenceName("refs/canaryd/ack/" + name)
+// newest caches, per rollout, the newest commit with its trailers seen from a head. It is
+// a fact about that head, not a belief: a different head is walked again (until it meets
+// the cached head).
+type newest struct {
+	head plumbing.Hash
+	rec  *rollout.Record
 }
 
-// acknowledge records that the external change ch, which set the weights at head, was
-// reported: SetWeights starts from head afterwards (kept in the cache across restarts), and
-// Sync does not report ch again while the process lives.
-func (r *Repo) acknowledge(name string, head plumbing.Hash, ch rollout.GitChange) {
-	if err := r.store.SetReference(plumbing.NewHashReference(ackRef(name), head)); err != nil {
-		r.log.Warn("record a reported change", "rollout", name, "commit", head.String(), "err", err)
-	}
-	r.base[name] = baseline{commit: head, weights: ch.Weights, found: true}
-	r.reported[name] = ch.Commit
-	r.log.Info("weights changed in git", "rollout", name, "commit", ch.Commit, "weight", ch.Weights.String(),
-		"author", ch.Author, "cause", string(ch.Cause), "reverts", ch.Reverts)
-}
-
-// lastWritten walks back from head to the newest commit canaryd made for doc (or the last
-// acknowledged external change) and returns the weights it left.
-func (r *Repo) lastWritten(doc *rollout.Document, head *object.Commit) baseline {
+// latest returns the newest commit with doc's trailers on the first-parent path from head,
+// or nil when there is none within Config.MaxWalk commits.
+func (r *Repo) latest(doc *rollout.Document, head *object.Commit) *rollout.Record {
 	name := doc.Name()
-	cached, haveCache := r.base[name]
-	var ack plumbing.Hash
-	if ref, err := r.store.Reference(ackRef(name)); err == nil {
-		ack = ref.Hash()
-	}
+	cached, haveCache := r.newest[name]
 	c := head
+	var found *rollout.Record
 	for n := 0; c != nil && n < r.cfg.MaxWalk; n++ {
-		if haveCache && c.Hash == cached.commit {
-			return cached
+		if haveCache && c.Hash == cached.head {
+			found = cached.rec
+			break
 		}
-		t, own := ownedBy(c.Message, name)
-		if own || c.Hash == ack {
-			b := baseline{commit: c.Hash, found: true}
-			var err error
-			if b.weights, err = r.weightsAt(doc, c); err != nil && own {
-				b.weights, _ = doc.Spec.ParseDescribed(t[TrailerWeights])
-			}
-			r.base[name] = b
-			return b
+		if t, own := ownedBy(c.Message, name); own {
+			rec := recordOf(doc, c, t)
+			found = &rec
+			break
 		}
 		c = r.parent(c)
 	}
-	b := baseline{commit: head.Hash} // canaryd has not written for this rollout yet
-	r.base[name] = b
-	return b
+	r.newest[name] = newest{head: head.Hash, rec: found}
+	return found
+}
+
+// latestAll fills the newest-commit cache of every managed rollout not cached at head, in
+// one walk back from head (stopping once each has been found), so that a report of N
+// rollouts costs one walk, not N.
+func (r *Repo) latestAll(head *object.Commit) {
+	missing := map[string]*rollout.Document{}
+	for n, d := range r.docs {
+		if c, ok := r.newest[n]; !ok || c.head != head.Hash {
+			missing[n] = d
+		}
+	}
+	if len(missing) < 2 {
+		return // latest walks for one on its own
+	}
+	found := map[string]*rollout.Record{}
+	c := head
+	for n := 0; c != nil && n < r.cfg.MaxWalk && len(found) < len(missing); n++ {
+		t := trailers(c.Message)
+		if name := t[TrailerRollout]; name != "" && t[TrailerWeights] != "" {
+			if d, ok := missing[name]; ok && found[name] == nil {
+				rec := recordOf(d, c, t)
+				found[name] = &rec
+			}
+		}
+		c = r.parent(c)
+	}
+	for n := range missing {
+		r.newest[n] = newest{head: head.Hash, rec: found[n]}
+	}
+}
+
+// report is what Git says of doc at head: its weights, the commit that set them and why,
+// and the newest commit with the rollout's trailers. When the head holds the weights of
+// that newest commit, the commit is the explanation and nothing is walked.
+func (r *Repo) report(doc *rollout.Document, head *object.Commit) (rollout.GitChange, error) {
+	latest := r.latest(doc, head)
+	if latest != nil {
+		w, err := r.weightsAt(doc, head)
+		if err != nil {
+			return rollout.GitChange{}, fmt.Errorf("%s at %.12s: %w", doc.Spec.Manifest, head.Hash, err)
+		}
+		if w == latest.Weights {
+			return rollout.GitChange{Rollout: doc.Name(), Weights: w, Commit: latest.Commit, Author: latest.Author,
+				Time: latest.Time, Cause: rollout.CauseCanaryd, Latest: latest}, nil
+		}
+	}
+	ch, err := r.explain(doc, head)
+	if err != nil {
+		return rollout.GitChange{}, err
+	}
+	ch.Latest = latest
+	return ch, nil
 }
 
 // weightsAt reads doc's weights in commit c.
@@ -88,21 +114,6 @@ func (r *Repo) weightsAt(doc *rollout.Document, c *object.Commit) (rollout.Weigh
 		return rollout.Weights{}, err
 	}
 	return ReadWeights(data, RefOf(doc))
-}
-
-// checkExternal returns an *rollout.ExternalChangeError when the weights at head (cur) are
-// not what canaryd last wrote, and accepts them as reported.
-func (r *Repo) checkExternal(doc *rollout.Document, head *object.Commit, cur rollout.Weights) error {
-	b := r.lastWritten(doc, head)
-	if !b.found || b.weights == cur {
-		return nil
-	}
-	ch, err := r.explain(doc, head)
-	if err != nil {
-		return err
-	}
-	r.acknowledge(doc.Name(), head.Hash, ch)
-	return &rollout.ExternalChangeError{Change: ch, File: doc.Spec.Manifest}
 }
 
 // explain finds the newest commit (first parents from head) that changed doc's weights and
@@ -233,25 +244,47 @@ func (r *Repo) Manage(docs ...*rollout.Document) {
 	}
 }
 
-// Sync fetches the branch and returns, for each managed rollout (by name), the weights at
-// the new head and the commit that set them: canaryd's own commit (by its trailers), a
-// revert of one of canaryd's commits ("This reverts commit <sha>", or a manifest equal to
-// an earlier step), or a hand edit. canaryd's own changes are returned on every call. A
-// change that is not canaryd's is returned once per process (not again by a later Sync,
-// nor after SetWeights reported it as an *rollout.ExternalChangeError; a restarted process
-// reports the newest one once more) and is accepted: SetWeights starts from it afterwards.
-// So the caller must hand every result to the controller. A rollout whose manifest cannot
-// be read is left out and its error joined into the returned error.
+// Sync fetches the branch and returns, for each managed rollout (sorted by name), what Git
+// says of it at the new head: the weights, the commit that set them and why (canaryd's own
+// commit by its trailers, a revert of one of canaryd's commits — "This reverts commit
+// <sha>", or a manifest equal to an earlier step —, or a hand edit), and the newest commit
+// with the rollout's trailers. It reports every rollout on every call and accepts
+// nothing: deciding whether a report is news, and what it means, is the caller's. A
+// rollout whose manifest cannot be read is left out and its error joined into the
+// returned error.
 func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
-	r.mu.Lock()
+	if err := r.mu.LockContext(ctx); err != nil {
+		return nil, err
+	}
 	defer r.mu.Unlock()
 	if err := r.fetch(ctx); err != nil {
 		return nil, err
 	}
+	return r.reportAll()
+}
+
+// Observe returns what Git says of doc at the head as last fetched, as Sync does, without
+// fetching.
+func (r *Repo) Observe(doc *rollout.Document) (rollout.GitChange, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	head, err := r.head()
+	if err != nil {
+		return rollout.GitChange{}, err
+	}
+	ch, err := r.report(doc, head)
+	if err != nil {
+		return rollout.GitChange{}, fmt.Errorf("rollout %q: %w", doc.Name(), err)
+	}
+	return ch, nil
+}
+
+func (r *Repo) reportAll() ([]rollout.GitChange, error) {
 	head, err := r.head()
 	if err != nil {
 		return nil, err
 	}
+	r.latestAll(head)
 	names := make([]string, 0, len(r.docs))
 	for n := range r.docs {
 		names = append(names, n)
@@ -260,16 +293,10 @@ func (r *Repo) Sync(ctx context.Context) ([]rollout.GitChange, error) {
 	var out []rollout.GitChange
 	var errs []error
 	for _, n := range names {
-		ch, err := r.explain(r.docs[n], head)
+		ch, err := r.report(r.docs[n], head)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rollout %q: %w", n, err))
 			continue
-		}
-		if !ch.Own() {
-			if r.reported[n] == ch.Commit {
-				continue
-			}
-			r.acknowledge(n, head.Hash, ch)
 		}
 		out = append(out, ch)
 	}
@@ -305,7 +332,9 @@ func (r *Repo) Watch(ctx context.Context, interval time.Duration, fn func([]roll
 // It reads the cache as last fetched. Step is the index into Spec.Steps (-1 for a move
 // that lands on no step); the final step also yields a Succeeded event.
 func (r *Repo) History(ctx context.Context, doc *rollout.Document, limit int) ([]rollout.Event, error) {
-	r.mu.Lock()
+	if err := r.mu.LockContext(ctx); err != nil {
+		return nil, err
+	}
 	defer r.mu.Unlock()
 	head, err := r.head()
 	if err != nil {
@@ -328,8 +357,9 @@ func (r *Repo) History(ctx context.Context, doc *rollout.Document, limit int) ([
 	return evs, nil
 }
 
-// eventsOf turns one canaryd commit into history events, newest first.
-func eventsOf(doc *rollout.Document, c *object.Commit, t map[string]string) []rollout.Event {
+// recordOf reads one commit with doc's trailers t. Its kind comes from the Rollout-Kind
+// trailer, or from the subject for commits written before that trailer existed.
+func recordOf(doc *rollout.Document, c *object.Commit, t map[string]string) rollout.Record {
 	w, _ := doc.Spec.ParseDescribed(t[TrailerWeights])
 	run, _ := strconv.Atoi(t[TrailerRun])
 	k, steps := -1, len(doc.Spec.Steps)
@@ -341,19 +371,40 @@ func eventsOf(doc *rollout.Document, c *object.Commit, t map[string]string) []ro
 			steps = v
 		}
 	}
-	subj, _, _ := strings.Cut(c.Message, "\n")
-	ev := rollout.Event{
-		Time: c.Committer.When, Rollout: doc.Name(), Kind: rollout.EventStep, Run: run, Step: k,
-		Weights: w, Phase: rollout.Progressing, Commit: c.Hash.String(),
-		Actor: t[TrailerActor], Reason: t[TrailerReason], Message: subj,
+	kind, ok := rollout.ParseTrailerKind(t[TrailerKind])
+	if !ok {
+		kind = kindOf(c.Message, doc.Name())
 	}
-	switch kindOf(c.Message, doc.Name()) {
+	subj, _, _ := strings.Cut(c.Message, "\n")
+	author := c.Author.Name
+	if author == "" {
+		author = c.Author.Email
+	}
+	return rollout.Record{Commit: c.Hash.String(), Kind: kind, Run: run, Step: k, Steps: steps, Weights: w,
+		Actor: t[TrailerActor], Reason: t[TrailerReason], Author: author, Time: c.Committer.When, Subject: subj}
+}
+
+// eventsOf turns one canaryd commit into history events, newest first.
+func eventsOf(doc *rollout.Document, c *object.Commit, t map[string]string) []rollout.Event {
+	rec := recordOf(doc, c, t)
+	ev := rollout.Event{
+		Time: rec.Time, Rollout: doc.Name(), Kind: rollout.EventStep, Run: rec.Run, Step: rec.Step,
+		Weights: rec.Weights, Phase: rollout.Progressing, Commit: rec.Commit,
+		Actor: rec.Actor, Reason: rec.Reason, Message: rec.Subject,
+	}
+	switch rec.Kind {
 	case rollout.Rollback:
 		ev.Kind, ev.Phase = rollout.EventRolledBack, rollout.RolledBack
 	case rollout.Abort:
 		ev.Kind, ev.Phase = rollout.EventAborted, rollout.Aborted
+	case rollout.Pause:
+		ev.Kind, ev.Phase = rollout.EventPaused, rollout.Paused
+	case rollout.Resume:
+		ev.Kind = rollout.EventResumed
+	case rollout.Retry:
+		ev.Kind = rollout.EventStarted
 	}
-	if ev.Kind == rollout.EventStep && k >= 0 && k == steps-1 {
+	if ev.Kind == rollout.EventStep && rec.Step >= 0 && rec.Step == rec.Steps-1 {
 		ev.Phase = rollout.Succeeded
 		done := ev
 		done.Kind = rollout.EventSucceeded

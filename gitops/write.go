@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,17 +33,20 @@ type pushRejectedError struct{ status string }
 func (e *pushRejectedError) Error() string { return "rejected: " + e.status }
 
 // SetWeights makes the branch head hold c.Weights for doc's VirtualService, in the manifest
-// doc.Spec.Manifest, and returns the commit that holds them. It is idempotent: when the head
-// already holds c.Weights it returns the head commit and writes nothing, except that a step
-// or a rollback that leaves the weights as they are is recorded once, by a commit that
-// changes no file (so that History holds it). When the weights at
-// the head are not the ones canaryd last wrote (derived from Git: the newest commit with
-// canaryd's trailers for this rollout, or the last external change already reported), it
-// changes nothing and returns a *rollout.ExternalChangeError; having reported it, it
-// accepts those weights as the new starting point. A rejected push is fetched and the edit
-// replayed on the new head, never forced, up to Config.MaxAttempts times.
+// doc.Spec.Manifest, by one commit with c's message and trailers, and returns that commit.
+// The write is a compare-and-swap on what the caller believes: when the head's weights are
+// not c.Base, or the newest commit with the rollout's trailers is not c.BaseOwn, it writes
+// nothing and returns a *rollout.ExternalChangeError saying what Git holds and who made it
+// so. It is idempotent: when the newest commit with the rollout's trailers already is c's
+// (same kind, run, step and weights, and the head holds its weights) — a retry after a
+// crash, or another replica that made the same move — it returns that commit. A commit
+// whose weights equal the head's (a hold, the start of a run) changes no file. A rejected
+// push is fetched and the edit replayed on the new head, never forced, up to
+// Config.MaxAttempts times. It keeps no belief of its own between calls.
 func (r *Repo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
-	r.mu.Lock()
+	if err := r.mu.LockContext(ctx); err != nil {
+		return "", fmt.Errorf("set %s in %s of %s: %w", c.Weights, doc.Spec.Manifest, r.url, err)
+	}
 	defer r.mu.Unlock()
 	r.docs[doc.Name()] = doc
 	var last error
@@ -82,8 +84,11 @@ func (r *Repo) backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// tryWrite is one attempt: bring the head up to date, check, edit, commit and push.
+// tryWrite is one attempt, within Config.PushTimeout: bring the head up to date, check,
+// edit, commit and push.
 func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
+	defer cancel()
 	sess, adv, err := r.openPush(ctx)
 	if err != nil {
 		return "", err
@@ -107,8 +112,8 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 	if err != nil {
 		return "", err
 	}
-	if done {
-		return head.Hash.String(), nil
+	if done != "" {
+		return done, nil
 	}
 	commit, objs, err := r.writeCommit(head, file, out, Message(doc, c))
 	if err != nil {
@@ -126,74 +131,59 @@ func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Co
 	if err := r.push(ctx, sess, head.Hash, commit, objs); err != nil {
 		return "", err
 	}
-	r.base[doc.Name()] = baseline{commit: commit, weights: c.Weights, found: true}
+	if obj, err := object.GetCommit(r.store, commit); err == nil {
+		rec := recordOf(doc, obj, trailers(obj.Message))
+		r.newest[doc.Name()] = newest{head: commit, rec: &rec}
+	}
 	r.log.Info("pushed weights", "rollout", doc.Name(), "run", c.Run, "step", c.Step,
 		"weight", c.Weights.Canary, "commit", commit.String(), "remote", r.url)
 	return commit.String(), nil
 }
 
-// edit returns the manifest at head with c's weights, or done when the head needs no commit
-// for c. It returns an *rollout.ExternalChangeError when the head holds weights canaryd did
-// not write.
-func (r *Repo) edit(doc *rollout.Document, head *object.Commit, c rollout.Commit) (out []byte, done bool, err error) {
+// edit returns the manifest at head with c's weights, or the commit that already holds c
+// (done). It returns an *rollout.ExternalChangeError when the head is not what c expects.
+func (r *Repo) edit(doc *rollout.Document, head *object.Commit, c rollout.Commit) (out []byte, done string, err error) {
 	file := doc.Spec.Manifest
 	data, _, err := r.fileAt(head, file)
 	if err != nil {
-		return nil, false, fmt.Errorf("read %s from %s: %w", file, r.url, err)
+		return nil, "", fmt.Errorf("read %s from %s: %w", file, r.url, err)
 	}
 	ref := RefOf(doc)
 	cur, err := ReadWeights(data, ref)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+		return nil, "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+	}
+	latest := r.latest(doc, head)
+	if latest != nil && cur == c.Weights && isCommitOf(*latest, c) {
+		return nil, latest.Commit, nil // written already: by us before a crash, or by a twin
+	}
+	own := ""
+	if latest != nil {
+		own = latest.Commit
+	}
+	if cur != c.Base || own != c.BaseOwn {
+		ch, err := r.report(doc, head)
+		if err != nil {
+			return nil, "", err
+		}
+		return nil, "", &rollout.ExternalChangeError{Change: ch, File: file}
 	}
 	if cur == c.Weights {
-		// Someone else already set these weights, or Git says what c says: nothing to write.
-		if b := r.lastWritten(doc, head); (b.found && b.weights != cur) || r.recorded(doc, head, c) {
-			return nil, true, nil
-		}
-	} else if err := r.checkExternal(doc, head, cur); err != nil {
-		return nil, false, err
+		return data, "", nil // a hold, or a step that moves nothing: a commit that changes no file
 	}
 	if out, err = SetWeights(data, ref, c.Weights); err != nil {
-		return nil, false, fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+		return nil, "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
 	}
-	return out, false, nil
+	return out, "", nil
 }
 
-// recorded reports whether Git already says what c says, when the head holds c's weights.
-// A plain change needs no commit then. A step or a rollback that leaves the weights as they
-// are (the first step of a run at 0 %, a rollback at 0 %) is still an event of the run: it
-// is recorded by a commit whose manifest is unchanged, once. Its Run, Step and kind in the
-// newest canaryd commit of the rollout mean it is recorded already (a retry after a crash).
-func (r *Repo) recorded(doc *rollout.Document, head *object.Commit, c rollout.Commit) bool {
-	if c.Step == 0 && !c.Kind.Backward() {
-		return true
-	}
-	b := r.lastWritten(doc, head)
-	if !b.found {
-		return false
-	}
-	last, err := r.repo.CommitObject(b.commit)
-	if err != nil {
-		return false
-	}
-	t, own := ownedBy(last.Message, doc.Name())
-	if !own {
-		return false
-	}
-	step := ""
+// isCommitOf reports whether rec is the commit c describes.
+func isCommitOf(rec rollout.Record, c rollout.Commit) bool {
+	step := -1
 	if c.Step > 0 {
-		step = fmt.Sprintf("%d/%d", c.Step, c.Steps)
+		step = c.Step - 1
 	}
-	return t[TrailerRun] == strconv.Itoa(c.Run) && t[TrailerStep] == step && kindOf(last.Message, doc.Name()) == kindOrForward(c.Kind)
-}
-
-// kindOrForward is the kind kindOf reads back for a commit of kind k.
-func kindOrForward(k rollout.MoveKind) rollout.MoveKind {
-	if k == "" {
-		return rollout.Forward
-	}
-	return k
+	return rec.Matches(rollout.Move{Kind: c.Kind, Run: c.Run, Step: step, Weights: c.Weights})
 }
 
 // openPush opens a receive-pack session and returns the branch's hash on the remote.

@@ -21,14 +21,16 @@ import (
 var (
 	// ErrParse reports a manifest that is not valid YAML.
 	ErrParse = errors.New("manifest does not parse")
-	// ErrNotFound reports that no document of the manifest is the VirtualService.
-	ErrNotFound = errors.New("virtualservice not found")
+	// ErrNotFound reports that no document of the manifest is the VirtualService (or the
+	// GRPCRoute or HTTPRoute) the rollout names.
+	ErrNotFound = errors.New("route object not found")
 	// ErrNoRoute reports that no http route matches (by name, or by holding both subsets).
 	ErrNoRoute = errors.New("route not found")
 	// ErrAmbiguous reports that the route, a subset or the VirtualService matches more than once.
 	ErrAmbiguous = errors.New("ambiguous")
-	// ErrSubset reports that the route lacks the stable or the canary subset.
-	ErrSubset = errors.New("subset missing")
+	// ErrSubset reports that the route lacks the stable or the canary subset (for a
+	// Gateway API route, backendRef).
+	ErrSubset = errors.New("backend missing")
 	// ErrWeights reports weights that are not whole numbers summing to 100.
 	ErrWeights = errors.New("weights do not sum to 100")
 	// ErrUnsupported reports YAML the editor refuses to touch (anchors, aliases, tags,
@@ -36,41 +38,50 @@ var (
 	ErrUnsupported = errors.New("unsupported yaml")
 )
 
-// VSRef names the http route of a VirtualService whose stable and canary weights canaryd
-// manages.
+// VSRef names the route whose stable and canary weights canaryd manages: an http route of a
+// VirtualService (Kind empty or "VirtualService"), or a rule of a GRPCRoute or HTTPRoute.
 type VSRef struct {
-	// Namespace and Name of the VirtualService. A document without metadata.namespace
-	// matches any namespace (kubectl -n decides), unless another matches it exactly.
+	// Kind is the object's kind; empty means VirtualService.
+	Kind string
+	// Namespace and Name of the object. A document without metadata.namespace matches any
+	// namespace (kubectl -n decides), unless another matches it exactly.
 	Namespace string
 	Name      string
-	// Route is the http route's name; empty means the only http route whose destinations
-	// hold both subsets.
+	// Route is the http route's name (for a Gateway API route, the rule's name or index);
+	// empty means the only route whose destinations hold both backends.
 	Route string
-	// Host, when set, restricts destinations to this host (or its FQDN forms).
-	Host   string
+	// Host, when set, restricts a VirtualService's destinations to this host (short and
+	// FQDN forms alike, resolved in the object's namespace).
+	Host string
+	// Stable and Canary are subsets of Host, or for a Gateway API route Service names.
 	Stable string
 	Canary string
+	// Port, when set, is the port a Gateway API route's backendRefs must name.
+	Port int
 }
 
 // RefOf returns the route a rollout document manages.
 func RefOf(doc *rollout.Document) VSRef {
-	s := &doc.Spec
-	return VSRef{
-		Namespace: s.VirtualService.Namespace, Name: s.VirtualService.Name,
-		Route: s.Route, Host: s.Host, Stable: s.Stable, Canary: s.Canary,
-	}
+	t := doc.Spec.Target()
+	return VSRef{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name, Route: t.Route,
+		Host: t.Host, Stable: t.Stable, Canary: t.Canary, Port: t.Port}
 }
 
-func (r VSRef) String() string {
-	s := "virtualservice " + r.Namespace + "/" + r.Name
-	if r.Route != "" {
-		s += " route " + strconv.Quote(r.Route)
+// target is ref as the domain's route rule takes it.
+func (r VSRef) target() rollout.Target {
+	kind := r.Kind
+	if kind == "" {
+		kind = rollout.KindVirtualService
 	}
-	return s
+	return rollout.Target{Kind: kind, Namespace: r.Namespace, Name: r.Name, Route: r.Route,
+		Host: r.Host, Stable: r.Stable, Canary: r.Canary, Port: r.Port}
 }
+
+func (r VSRef) String() string { return r.target().String() }
 
 // ReadWeights returns the stable and canary weights of ref's route in the manifest data. A
-// destination without a weight counts as 0. It fails, wrapping one of the package's
+// destination without a weight counts as its kind defaults it: 0 for a VirtualService's,
+// 1 for a Gateway API backendRef. It fails, wrapping one of the package's
 // sentinel errors, when the manifest does not parse, the route cannot be found unambiguously,
 // or the route's weights do not put all traffic on the two subsets.
 func ReadWeights(data []byte, ref VSRef) (rollout.Weights, error) {
@@ -94,7 +105,7 @@ func ReadWeights(data []byte, ref VSRef) (rollout.Weights, error) {
 // `weight:` line inserted at its indentation (or `weight: N, ` in a flow mapping). When the
 // manifest already holds w, data is returned unchanged. It refuses, returning an error that
 // wraps one of the package's sentinel errors and no data, when w does not sum to 100, the
-// manifest does not parse, the VirtualService, the route or a subset is missing or
+// manifest does not parse, the object, the route or a backend is missing or
 // ambiguous, another destination of the route holds weight, or the YAML is of a shape the
 // editor cannot change without touching other bytes.
 func SetWeights(data []byte, ref VSRef, w rollout.Weights) ([]byte, error) {
@@ -132,50 +143,6 @@ func SetWeights(data []byte, ref VSRef, w rollout.Weights) ([]byte, error) {
 	return out, nil
 }
 
-// location is where ref's route is in a manifest.
-type location struct {
-	doc, route     int // indexes of the document and of the http route
-	stable, canary *destination
-	others         int // the sum of the weights of the route's other destinations
-}
-
-// destination is one entry of a route's destination list.
-type destination struct {
-	index  int
-	item   *yaml.Node // the mapping holding destination: and weight:
-	key    *yaml.Node // the "destination" key
-	value  *yaml.Node // the destination mapping
-	weight *yaml.Node // the weight value; nil when missing
-}
-
-func (l *location) weights() (rollout.Weights, error) {
-	s, err := weightOf(l.stable)
-	if err != nil {
-		return rollout.Weights{}, err
-	}
-	c, err := weightOf(l.canary)
-	if err != nil {
-		return rollout.Weights{}, err
-	}
-	return rollout.Weights{Stable: s, Canary: c}, nil
-}
-
-// weightOf returns a destination's weight: a whole number 0..100, 0 when missing.
-func weightOf(d *destination) (int, error) {
-	if d.weight == nil {
-		return 0, nil
-	}
-	n := d.weight
-	if n.Kind != yaml.ScalarNode {
-		return 0, fmt.Errorf("weight at line %d is not a number: %w", n.Line, ErrWeights)
-	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil || v < 0 || v > 100 || n.Value != strconv.Itoa(v) {
-		return 0, fmt.Errorf("weight %q at line %d is not a whole number 0..100: %w", n.Value, n.Line, ErrWeights)
-	}
-	return v, nil
-}
-
 // parseDocs parses every YAML document of data.
 func parseDocs(data []byte) ([]*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -191,69 +158,6 @@ func parseDocs(data []byte) ([]*yaml.Node, error) {
 		}
 		docs = append(docs, &n)
 	}
-}
-
-// locate finds ref's route in data.
-func locate(data []byte, ref VSRef) (*location, error) {
-	docs, err := parseDocs(data)
-	if err != nil {
-		return nil, err
-	}
-	di, vs, err := findVS(docs, ref)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := field(vs, "spec")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	var http *yaml.Node
-	if spec != nil {
-		if http, err = field(spec, "http"); err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-	}
-	if http == nil || http.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%s has no http routes: %w", ref, ErrNoRoute)
-	}
-	loc, err := findRoute(http, ref)
-	if err != nil {
-		return nil, err
-	}
-	loc.doc = di
-	return loc, nil
-}
-
-// findVS returns the index and the top mapping of ref's VirtualService among docs.
-func findVS(docs []*yaml.Node, ref VSRef) (int, *yaml.Node, error) {
-	exact, loose := -1, -1
-	var exactN, looseN int
-	for i, d := range docs {
-		if d.Kind != yaml.DocumentNode || len(d.Content) != 1 || d.Content[0].Kind != yaml.MappingNode {
-			continue
-		}
-		top := d.Content[0]
-		if scalarAt(top, "kind") != "VirtualService" || scalarAt(top, "metadata", "name") != ref.Name {
-			continue
-		}
-		switch scalarAt(top, "metadata", "namespace") {
-		case ref.Namespace:
-			exact, exactN = i, exactN+1
-		case "":
-			loose, looseN = i, looseN+1
-		}
-	}
-	switch {
-	case exactN == 1:
-		return exact, docs[exact].Content[0], nil
-	case exactN > 1:
-		return 0, nil, fmt.Errorf("%s is defined %d times: %w", ref, exactN, ErrAmbiguous)
-	case looseN == 1:
-		return loose, docs[loose].Content[0], nil
-	case looseN > 1:
-		return 0, nil, fmt.Errorf("%s (no namespace) is defined %d times: %w", ref, looseN, ErrAmbiguous)
-	}
-	return 0, nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
 }
 
 // scalarAt returns the scalar value at the path of keys below m, or "".
@@ -295,130 +199,6 @@ func field(m *yaml.Node, key string) (*yaml.Node, error) {
 		found = v
 	}
 	return found, nil
-}
-
-// routeMatch is one http route that holds the subsets.
-type routeMatch struct {
-	index          int
-	stable, canary []*destination
-	others         int
-}
-
-// findRoute picks ref's route among the http routes.
-func findRoute(http *yaml.Node, ref VSRef) (*location, error) {
-	var named, holding []*routeMatch
-	for i, r := range http.Content {
-		if r.Kind == yaml.AliasNode {
-			return nil, fmt.Errorf("%s: alias http route at line %d: %w", ref, r.Line, ErrUnsupported)
-		}
-		if ref.Route != "" && scalarAt(r, "name") != ref.Route {
-			continue
-		}
-		m, err := matchRoute(r, ref)
-		if err != nil {
-			return nil, fmt.Errorf("%s: http route %d: %w", ref, i, err)
-		}
-		m.index = i
-		named = append(named, m)
-		if len(m.stable) > 0 && len(m.canary) > 0 {
-			holding = append(holding, m)
-		}
-	}
-	var m *routeMatch
-	switch {
-	case ref.Route != "" && len(named) == 0:
-		return nil, fmt.Errorf("%s: no http route named %q: %w", ref, ref.Route, ErrNoRoute)
-	case ref.Route != "" && len(named) > 1:
-		return nil, fmt.Errorf("%s: %d http routes are named %q: %w", ref, len(named), ref.Route, ErrAmbiguous)
-	case ref.Route != "":
-		m = named[0]
-	case len(holding) == 0:
-		return nil, fmt.Errorf("%s: no http route holds subsets %q and %q: %w", ref, ref.Stable, ref.Canary, ErrNoRoute)
-	case len(holding) > 1:
-		return nil, fmt.Errorf("%s: %d http routes hold subsets %q and %q; name one with route: %w",
-			ref, len(holding), ref.Stable, ref.Canary, ErrAmbiguous)
-	default:
-		m = holding[0]
-	}
-	for _, c := range []struct {
-		subset string
-		ds     []*destination
-	}{{ref.Stable, m.stable}, {ref.Canary, m.canary}} {
-		if len(c.ds) == 0 {
-			return nil, fmt.Errorf("%s: http route %d has no destination with subset %q: %w", ref, m.index, c.subset, ErrSubset)
-		}
-		if len(c.ds) > 1 {
-			return nil, fmt.Errorf("%s: http route %d has %d destinations with subset %q: %w",
-				ref, m.index, len(c.ds), c.subset, ErrAmbiguous)
-		}
-	}
-	return &location{route: m.index, stable: m.stable[0], canary: m.canary[0], others: m.others}, nil
-}
-
-// matchRoute sorts the destinations of one http route by subset.
-func matchRoute(r *yaml.Node, ref VSRef) (*routeMatch, error) {
-	m := &routeMatch{}
-	dests, err := field(r, "route")
-	if err != nil || dests == nil || dests.Kind != yaml.SequenceNode {
-		return m, err
-	}
-	for j, item := range dests.Content {
-		if item.Kind == yaml.AliasNode {
-			return nil, fmt.Errorf("alias destination at line %d: %w", item.Line, ErrUnsupported)
-		}
-		d, err := readDestination(item, j)
-		if err != nil {
-			return nil, err
-		}
-		if d == nil {
-			continue
-		}
-		subset, host := scalarAt(d.value, "subset"), scalarAt(d.value, "host")
-		switch {
-		case hostMatches(host, ref.Host) && subset == ref.Stable:
-			m.stable = append(m.stable, d)
-		case hostMatches(host, ref.Host) && subset == ref.Canary:
-			m.canary = append(m.canary, d)
-		default:
-			w, err := weightOf(d)
-			if err != nil {
-				return nil, err
-			}
-			m.others += w
-		}
-	}
-	return m, nil
-}
-
-// readDestination reads one entry of a route's destination list; nil when it has none.
-func readDestination(item *yaml.Node, index int) (*destination, error) {
-	if item.Kind != yaml.MappingNode {
-		return nil, nil
-	}
-	d := &destination{index: index, item: item}
-	for i := 0; i+1 < len(item.Content); i += 2 {
-		k := item.Content[i]
-		if k.Kind == yaml.ScalarNode && k.Value == "destination" {
-			d.key = k
-		}
-	}
-	if d.key == nil {
-		return nil, nil
-	}
-	var err error
-	if d.value, err = field(item, "destination"); err != nil {
-		return nil, err
-	}
-	if d.weight, err = field(item, "weight"); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// hostMatches reports whether a destination host is the wanted one ("" wants any): equal,
-// or an FQDN form of it ("grpc-helloworld-py.default.svc.cluster.local").
-func hostMatches(host, want string) bool {
-	return want == "" || host == want || strings.HasPrefix(host, want+".") || strings.HasPrefix(want, host+".")
 }
 
 // edit replaces n bytes at off with text.
@@ -605,7 +385,7 @@ func verifyEdit(data, out []byte, ref VSRef, w rollout.Weights, loc *location) e
 	}
 	for _, docs := range [][]any{before, after} {
 		for _, i := range []int{loc.stable.index, loc.canary.index} {
-			if !dropWeight(docs[loc.doc], loc.route, i) {
+			if !dropWeight(docs[loc.doc], loc.shape, loc.route, i) {
 				return fmt.Errorf("route %d destination %d not found after edit: %w", loc.route, i, ErrUnsupported)
 			}
 		}
@@ -633,14 +413,15 @@ func decodeAll(data []byte) ([]any, error) {
 	}
 }
 
-// dropWeight deletes spec.http[route].route[dest].weight from a decoded document.
-func dropWeight(doc any, route, dest int) bool {
-	v := lookup(doc, "spec", "http")
+// dropWeight deletes spec.http[route].route[dest].weight (or the kind's equivalent) from a
+// decoded document.
+func dropWeight(doc any, sh shape, route, dest int) bool {
+	v := lookup(doc, "spec", sh.routes)
 	rs, ok := v.([]any)
 	if !ok || route >= len(rs) {
 		return false
 	}
-	ds, ok := lookup(rs[route], "route").([]any)
+	ds, ok := lookup(rs[route], sh.dests).([]any)
 	if !ok || dest >= len(ds) {
 		return false
 	}

@@ -23,6 +23,19 @@ func TestSetWeightsGolden(t *testing.T) {
 	named.Route = "main"
 	staging := seedRef
 	staging.Namespace = "staging"
+	grpc := VSRef{Kind: rollout.KindGRPCRoute, Namespace: "default", Name: "grpc-route",
+		Stable: "grpc-helloworld-py-v1", Canary: "grpc-helloworld-py-v2"}
+	grpcPort := grpc
+	grpcPort.Port = 9090
+	grpcRule := grpc
+	grpcRule.Route = "1"
+	grpcFirst := grpc
+	grpcFirst.Route = "0"
+	web := VSRef{Kind: rollout.KindHTTPRoute, Namespace: "shop", Name: "web", Route: "split", Stable: "web-v1", Canary: "web-v2"}
+	webBeta := web
+	webBeta.Route = "beta-testers"
+	webPort := web
+	webPort.Port = 80
 	tests := []struct {
 		name string
 		file string
@@ -51,6 +64,19 @@ func TestSetWeightsGolden(t *testing.T) {
 		{"not-100", "rules.yaml", seedRef, rollout.Weights{Stable: 50, Canary: 40}, ErrWeights},
 		{"broken", "broken.yaml", seedRef, rollout.CanaryAt(40), ErrParse},
 		{"anchored", "anchors.yaml", seedRef, rollout.CanaryAt(40), ErrUnsupported},
+		{"grpcroute", "grpcroute.yaml", grpc, rollout.CanaryAt(40), nil},
+		{"grpcroute-flow", "grpcroute-flow.yaml", grpcPort, rollout.CanaryAt(40), nil},
+		{"grpcroute-flow-rule", "grpcroute-flow.yaml", grpcRule, rollout.CanaryAt(100), nil},
+		{"grpcroute-flow-insert", "grpcroute-flow.yaml", grpcFirst, rollout.CanaryAt(40), nil},
+		{"grpcroute-flow-ambiguous", "grpcroute-flow.yaml", grpc, rollout.CanaryAt(40), ErrAmbiguous},
+		{"httproute", "httproute.yaml", web, rollout.CanaryAt(40), nil},
+		{"httproute-beta", "httproute.yaml", webBeta, rollout.CanaryAt(0), nil},
+		{"httproute-port", "httproute.yaml", webPort, rollout.CanaryAt(40), ErrSubset},
+		{"httproute-unnamed-ambiguous", "httproute.yaml", VSRef{Kind: rollout.KindHTTPRoute, Namespace: "shop", Name: "web", Stable: "web-v1", Canary: "web-v2"}, rollout.CanaryAt(40), ErrAmbiguous},
+		{"grpcroute-no-rule", "grpcroute.yaml", VSRef{Kind: rollout.KindGRPCRoute, Namespace: "default", Name: "grpc-route", Route: "7", Stable: "grpc-helloworld-py-v1", Canary: "grpc-helloworld-py-v2"}, rollout.CanaryAt(40), ErrNoRoute},
+		{"grpcroute-rule-lacks-canary", "grpcroute.yaml", VSRef{Kind: rollout.KindGRPCRoute, Namespace: "default", Name: "grpc-route", Route: "0", Stable: "grpc-helloworld-py-v1", Canary: "grpc-helloworld-py-v2"}, rollout.CanaryAt(40), ErrSubset},
+		{"grpcroute-not-a-vs", "grpcroute.yaml", VSRef{Namespace: "default", Name: "grpc-route", Stable: "v1", Canary: "v2"}, rollout.CanaryAt(40), ErrNotFound},
+		{"fqdn", "fqdn.yaml", seedRef, rollout.CanaryAt(40), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +173,13 @@ func onlyWeightsDiffer(in, out []byte) bool {
 	return true
 }
 
+// fuzzRefs are the routes FuzzSetWeights edits: a VirtualService's, a GRPCRoute's and an
+// HTTPRoute's.
+var fuzzRefs = []VSRef{seedRef,
+	{Kind: rollout.KindGRPCRoute, Namespace: "default", Name: "grpc-route", Stable: "grpc-helloworld-py-v1", Canary: "grpc-helloworld-py-v2"},
+	{Kind: rollout.KindHTTPRoute, Namespace: "shop", Name: "web", Stable: "web-v1", Canary: "web-v2"},
+}
+
 // FuzzSetWeights checks that any input either fails cleanly or yields a manifest that
 // parses, holds the weights asked for, and differs only in weight values.
 func FuzzSetWeights(f *testing.F) {
@@ -160,11 +193,13 @@ func FuzzSetWeights(f *testing.F) {
 			if err != nil {
 				f.Fatal(err)
 			}
-			f.Add(data, uint8(40), "")
+			for kind := range fuzzRefs {
+				f.Add(data, uint8(40), "", uint8(kind))
+			}
 		}
 	}
-	f.Fuzz(func(t *testing.T, in []byte, canary uint8, route string) {
-		ref := seedRef
+	f.Fuzz(func(t *testing.T, in []byte, canary uint8, route string, kind uint8) {
+		ref := fuzzRefs[int(kind)%len(fuzzRefs)]
 		ref.Route = route
 		w := rollout.CanaryAt(int(canary) % 101)
 		out, err := SetWeights(in, ref, w)

@@ -37,6 +37,9 @@ type LeaseOptions struct {
 	RetryPeriod time.Duration
 	// Logger receives leadership changes; nil discards.
 	Logger *slog.Logger
+	// OnNewLeader, when set, is called with the holder's identity whenever the lease is
+	// seen to change hands (this replica's own identity included). It must not block.
+	OnNewLeader func(identity string)
 }
 
 func (o *LeaseOptions) defaults() error {
@@ -150,6 +153,11 @@ func newElector(cfg *rest.Config, opts LeaseOptions) (kubernetes.Interface, *lea
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) { leading <- ctx },
 			OnStoppedLeading: func() {},
+			OnNewLeader: func(id string) {
+				if opts.OnNewLeader != nil {
+					opts.OnNewLeader(id)
+				}
+			},
 		},
 	})
 	if err != nil {

@@ -32,7 +32,8 @@ func (r *Router) Preflight(ctx context.Context, doc *rollout.Document) error {
 	return r.available(ctx, &doc.Spec, canary)
 }
 
-// subsetLabels finds a DestinationRule for the host that defines both
+// subsetLabels finds a DestinationRule for the host (short and FQDN forms
+// alike, resolved in the VirtualService's namespace) that defines both
 // subsets and returns the canary subset's labels. Of several rules for the
 // host, the oldest that defines both is used, as Istio uses the oldest.
 func (r *Router) subsetLabels(ctx context.Context, s *rollout.Spec) (map[string]string, error) {
@@ -48,7 +49,7 @@ func (r *Router) subsetLabels(ctx context.Context, s *rollout.Spec) (map[string]
 	var problems []string
 	for i := range items {
 		dr := items[i]
-		if dr.Spec.Host != s.Host {
+		if !rollout.SameHost(dr.Spec.Host, s.Host, ns) {
 			continue
 		}
 		subsets := map[string]map[string]string{}

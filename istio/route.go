@@ -2,9 +2,9 @@ package istio
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -20,107 +20,37 @@ type route struct {
 	Others int64
 }
 
-// findRoute finds the route the spec manages in a VirtualService's spec, by
-// the rule gitops uses on the manifest: the http route named spec.Route, or
-// else the only http route whose destinations hold both the stable and the
-// canary subset of spec.Host (hosts compare as written). Its errors wrap
-// ErrRouteNotFound or ErrAmbiguousRoute.
-func findRoute(vsSpec map[string]any, s *rollout.Spec) (route, error) {
+// findRoute finds the route the target names in a VirtualService's spec (the object is in
+// namespace ns) by the domain's rule (rollout.Target.Pick), which the manifest editor
+// applies too: the http route named t.Route, or else the only http route whose
+// destinations hold both the stable and the canary subset of t.Host, hosts resolved as
+// Istio resolves them. Its errors wrap ErrRouteNotFound or ErrAmbiguousRoute.
+func findRoute(vsSpec map[string]any, ns string, t rollout.Target) (route, error) {
 	https, _ := vsSpec["http"].([]any)
-	if s.Route != "" {
-		return namedRoute(https, s)
-	}
-	var found []route
+	views := make([]rollout.RouteView, len(https))
 	for i, h := range https {
 		hm, _ := h.(map[string]any)
-		r, err := destinations(hm, i, s)
-		if err != nil {
-			if _, ok := err.(missingSubsetError); ok {
-				continue
-			}
-			return route{}, err
-		}
-		found = append(found, r)
-	}
-	switch len(found) {
-	case 0:
-		return route{}, fmt.Errorf("%w: no http route holds both subsets %q and %q of host %q",
-			ErrRouteNotFound, s.Stable, s.Canary, s.Host)
-	case 1:
-		return found[0], nil
-	}
-	names := make([]string, len(found))
-	for i, r := range found {
-		names[i] = r.label()
-	}
-	return route{}, fmt.Errorf("%w: http routes %s all hold subsets %q and %q of host %q; name one with spec.route",
-		ErrAmbiguousRoute, strings.Join(names, ", "), s.Stable, s.Canary, s.Host)
-}
-
-// namedRoute finds the one http route named s.Route and both its subsets.
-func namedRoute(https []any, s *rollout.Spec) (route, error) {
-	idx := -1
-	for i, h := range https {
-		hm, _ := h.(map[string]any)
-		if name, _ := hm["name"].(string); name == s.Route {
-			if idx >= 0 {
-				return route{}, fmt.Errorf("%w: several http routes are named %q", ErrAmbiguousRoute, s.Route)
-			}
-			idx = i
-		}
-	}
-	if idx < 0 {
-		return route{}, fmt.Errorf("%w: no http route is named %q", ErrRouteNotFound, s.Route)
-	}
-	hm, _ := https[idx].(map[string]any)
-	r, err := destinations(hm, idx, s)
-	if err != nil {
-		return route{}, fmt.Errorf("%w: http route %q: %w", ErrRouteNotFound, s.Route, err)
-	}
-	return r, nil
-}
-
-// missingSubsetError says a route lacks a destination for a subset.
-type missingSubsetError struct{ host, subset string }
-
-func (e missingSubsetError) Error() string {
-	return fmt.Sprintf("no destination for subset %q of host %q", e.subset, e.host)
-}
-
-// destinations finds the stable and canary destinations of one http route.
-// A subset held twice is ambiguous.
-func destinations(hm map[string]any, idx int, s *rollout.Spec) (route, error) {
-	r := route{HTTP: idx, Stable: -1, Canary: -1}
-	r.Name, _ = hm["name"].(string)
-	dests, _ := hm["route"].([]any)
-	for j, d := range dests {
-		dm, _ := d.(map[string]any)
-		dst, _ := dm["destination"].(map[string]any)
-		host, _ := dst["host"].(string)
-		subset, _ := dst["subset"].(string)
-		slot := (*int)(nil)
-		switch {
-		case host == s.Host && subset == s.Stable:
-			slot = &r.Stable
-		case host == s.Host && subset == s.Canary:
-			slot = &r.Canary
-		default:
+		views[i].Name, _ = hm["name"].(string)
+		dests, _ := hm["route"].([]any)
+		for _, d := range dests {
+			dm, _ := d.(map[string]any)
+			dst, _ := dm["destination"].(map[string]any)
+			b := rollout.Backend{}
+			b.Host, _ = dst["host"].(string)
+			b.Subset, _ = dst["subset"].(string)
 			w, _ := weightOf(dm["weight"])
-			r.Others += w
-			continue
+			b.Weight = int(w)
+			views[i].Backends = append(views[i].Backends, b)
 		}
-		if *slot >= 0 {
-			return route{}, fmt.Errorf("%w: http route %s holds subset %q of host %q twice",
-				ErrAmbiguousRoute, r.label(), subset, s.Host)
-		}
-		*slot = j
 	}
+	p, err := t.Pick(ns, views)
 	switch {
-	case r.Stable < 0:
-		return route{}, missingSubsetError{s.Host, s.Stable}
-	case r.Canary < 0:
-		return route{}, missingSubsetError{s.Host, s.Canary}
+	case errors.Is(err, rollout.ErrRouteAmbiguous):
+		return route{}, fmt.Errorf("%w: %w", ErrAmbiguousRoute, err)
+	case err != nil:
+		return route{}, fmt.Errorf("%w: %w", ErrRouteNotFound, err)
 	}
+	r := route{HTTP: p.Route, Name: views[p.Route].Name, Stable: p.Stable, Canary: p.Canary, Others: int64(p.Others)}
 	return r, nil
 }
 

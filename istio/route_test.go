@@ -26,8 +26,10 @@ func decodeSpec(t testing.TB, s string) map[string]any {
 	return m
 }
 
-func sampleRollout(route string) *rollout.Spec {
-	return &rollout.Spec{Route: route, Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
+func sampleRollout(route string) rollout.Target {
+	s := &rollout.Spec{VirtualService: rollout.ObjectRef{Namespace: "default", Name: "grpc-vs"},
+		Route: rollout.RouteRef{HTTP: route}, Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}
+	return s.Target()
 }
 
 // TestFindRoute covers the route-finding rule gitops shares: by name, or the
@@ -59,8 +61,10 @@ func TestFindRoute(t *testing.T) {
 			want: route_{HTTP: 0, Stable: 0, Canary: 1, Others: 20}},
 		{name: "ambiguous", http: []string{both, both}, wantErr: ErrAmbiguousRoute},
 		{name: "none", http: []string{route("", dest("grpc-helloworld-py", "v1", 100))}, wantErr: ErrRouteNotFound},
-		{name: "host compares as written", http: []string{route("", dest("grpc-helloworld-py.default.svc.cluster.local", "v1", 100),
-			dest("grpc-helloworld-py.default.svc.cluster.local", "v2", 0))}, wantErr: ErrRouteNotFound},
+		{name: "fqdn hosts are the short host in the object's namespace", http: []string{route("", dest("grpc-helloworld-py.default.svc.cluster.local", "v1", 100),
+			dest("grpc-helloworld-py.default", "v2", 0))}, want: route_{HTTP: 0, Stable: 0, Canary: 1}},
+		{name: "a host of another namespace is another host", http: []string{route("", dest("grpc-helloworld-py.prod.svc.cluster.local", "v1", 100),
+			dest("grpc-helloworld-py", "v2", 0))}, wantErr: ErrRouteNotFound},
 		{name: "name missing", route: "c", http: []string{both}, wantErr: ErrRouteNotFound},
 		{name: "named route lacks a subset", route: "a", http: []string{route("a", dest("grpc-helloworld-py", "v1", 100))},
 			wantErr: ErrRouteNotFound},
@@ -73,7 +77,7 @@ func TestFindRoute(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := decodeSpec(t, `{"http":[`+strings.Join(tc.http, ",")+`]}`)
-			got, err := findRoute(spec, sampleRollout(tc.route))
+			got, err := findRoute(spec, "default", sampleRollout(tc.route))
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("findRoute = %+v, %v; want error %v", got, err, tc.wantErr)
 			}
@@ -94,7 +98,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func TestSetWeightsAt(t *testing.T) {
 	spec := decodeSpec(t, sampleSpec)
 	orig := decodeSpec(t, sampleSpec)
-	r, err := findRoute(spec, sampleRollout(""))
+	r, err := findRoute(spec, "default", sampleRollout(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +146,7 @@ func FuzzRoute(f *testing.F) {
 			return
 		}
 		s := sampleRollout(name)
-		r, err := findRoute(spec, s)
+		r, err := findRoute(spec, "default", s)
 		if err != nil {
 			return
 		}

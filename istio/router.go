@@ -183,7 +183,7 @@ func (r *Router) get(ctx context.Context, doc *rollout.Document) (*unstructured.
 	case err != nil:
 		return nil, route{}, fmt.Errorf("get virtualservice %s: %w", ref, err)
 	}
-	rt, err := findRoute(specOf(vs), &doc.Spec)
+	rt, err := findRoute(specOf(vs), ref.Namespace, doc.Spec.Target())
 	if err != nil {
 		return nil, route{}, fmt.Errorf("virtualservice %s: %w", ref, err)
 	}

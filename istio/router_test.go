@@ -211,7 +211,7 @@ func TestSetWeightsRefusals(t *testing.T) {
 	}{
 		{name: "virtualservice missing", doc: func(d *rollout.Document) { d.Spec.VirtualService.Name = "nope" },
 			w: rollout.CanaryAt(40), want: istio.ErrNotFound, message: "/nope"},
-		{name: "named route missing", doc: func(d *rollout.Document) { d.Spec.Route = "primary" },
+		{name: "named route missing", doc: func(d *rollout.Document) { d.Spec.Route.HTTP = "primary" },
 			w: rollout.CanaryAt(40), want: istio.ErrRouteNotFound, message: `no http route is named "primary"`},
 		{name: "no route holds both subsets", doc: func(d *rollout.Document) { d.Spec.Canary = "v3" },
 			w: rollout.CanaryAt(40), want: istio.ErrRouteNotFound, message: `subsets "v1" and "v3"`},

@@ -83,7 +83,7 @@ func (r *Router) check(ctx context.Context, doc *rollout.Document, w rollout.Wei
 
 // holds reports whether the object's route holds w; the error says why not.
 func holds(vs *unstructured.Unstructured, doc *rollout.Document, w rollout.Weights) (bool, error) {
-	rt, err := findRoute(specOf(vs), &doc.Spec)
+	rt, err := findRoute(specOf(vs), doc.Spec.VirtualService.Namespace, doc.Spec.Target())
 	if err != nil {
 		return false, err
 	}

@@ -16,6 +16,42 @@ type Commit struct {
 	Weights Weights
 	Reason  string
 	Actor   string
+	// Base and BaseOwn are what the controller believes the branch head holds: the
+	// rollout's weights and its newest commit with the rollout's trailers ("" for none).
+	// The write is a compare-and-swap on them: when Git holds anything else, nothing is
+	// written and the change is returned as an *ExternalChangeError.
+	Base    Weights
+	BaseOwn string
+}
+
+// Record is one commit with a rollout's trailers, as read back from Git: enough to
+// rebuild the rollout's state (Recover) and its history.
+type Record struct {
+	Commit  string    `json:"commit"`
+	Kind    MoveKind  `json:"kind"`
+	Run     int       `json:"run"`
+	Step    int       `json:"step"` // index into Spec.Steps; -1 when the commit names no step
+	Steps   int       `json:"steps"`
+	Weights Weights   `json:"weights"`
+	Actor   string    `json:"actor,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	Author  string    `json:"author,omitempty"`
+	Time    time.Time `json:"time"`
+	Subject string    `json:"subject,omitempty"`
+}
+
+// Matches reports whether the record is the commit of m: same kind, run, step and weights.
+// A record that matches the move a rollout has pending is that move's commit, whichever
+// process pushed it.
+func (r Record) Matches(m Move) bool {
+	return r.Kind == kindOrForward(m.Kind) && r.Run == m.Run && r.Step == m.Step && r.Weights == m.Weights
+}
+
+func kindOrForward(k MoveKind) MoveKind {
+	if k == "" {
+		return Forward
+	}
+	return k
 }
 
 // Cause says why the weights in Git changed.
@@ -38,6 +74,18 @@ type GitChange struct {
 	Cause   Cause     `json:"cause"`
 	// Reverts is the commit a revert undid, when known.
 	Reverts string `json:"reverts,omitempty"`
+	// Latest is the newest commit with the rollout's trailers at the head, nil when there
+	// is none. Together with Weights it is what Git says of the rollout; the controller
+	// compares both with what it believes.
+	Latest *Record `json:"latest,omitempty"`
+}
+
+// LatestCommit is the hash of Latest, or "" when there is none.
+func (c GitChange) LatestCommit() string {
+	if c.Latest == nil {
+		return ""
+	}
+	return c.Latest.Commit
 }
 
 // Own reports whether canaryd made the change.

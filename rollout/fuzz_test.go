@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(example)
 	f.Add([]byte(base))
+	f.Add([]byte(grpcRouteSpec))
 	f.Add([]byte(base + "---\n" + base))
 	f.Add([]byte("spec: {steps: [0, 140, 100], stpes: 1}\n"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))

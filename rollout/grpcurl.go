@@ -336,10 +336,20 @@ func (e *Expect) Match(reply string) bool {
 
 func (e *Expect) String() string { return e.text }
 
-// QueryVars are the variables a custom PromQL template may use.
+// QueryVars are the variables a custom PromQL template may use. By says which label of
+// Istio's metrics tells the canary from the stable: SelectBySubset or SelectByService.
 type QueryVars struct {
 	Namespace, Host, Service, Stable, Canary, Window, Rollout string
+	By                                                        string
 }
+
+// The labels the built-in metrics select the canary by: a VirtualService's subsets are
+// the pods' version label (destination_version); a Gateway API route's backends are two
+// Services (destination_service_name). An empty By is SelectBySubset.
+const (
+	SelectBySubset  = "destination_version"
+	SelectByService = "destination_service_name"
+)
 
 // checkQueryTemplate parses a custom query template and renders it with sample variables,
 // so that a typo in a variable name fails validation rather than the first check.

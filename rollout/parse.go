@@ -53,6 +53,7 @@ func (d *decoder) where(path string) pos {
 var (
 	durationType  = reflect.TypeOf(Duration{})
 	thresholdType = reflect.TypeOf(Threshold{})
+	routeRefType  = reflect.TypeOf(RouteRef{})
 )
 
 func join(path, field string) string {
@@ -86,6 +87,8 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		d.decodeDuration(path, n, v)
 	case v.Type() == thresholdType:
 		d.decodeThreshold(path, n, v)
+	case v.Type() == routeRefType && n.Kind == yaml.ScalarNode:
+		v.Set(reflect.ValueOf(RouteRef{HTTP: n.Value})) // the VirtualService's http route name
 	case v.Kind() == reflect.Struct:
 		d.decodeStruct(path, n, v)
 	case v.Kind() == reflect.Slice:

@@ -83,8 +83,9 @@ func (d *Document) Name() string { return d.Metadata.Name }
 // Spec is what a rollout drives and how.
 type Spec struct {
 	VirtualService ObjectRef `yaml:"virtualService"`
-	// Route names the http route; empty means the only route that holds both subsets.
-	Route    string    `yaml:"route"`
+	// Route names the http route of the VirtualService (a string; empty means the only
+	// route that holds both subsets), or a Gateway API route object in its stead.
+	Route    RouteRef  `yaml:"route"`
 	Host     string    `yaml:"host"`
 	Stable   string    `yaml:"stable"`
 	Canary   string    `yaml:"canary"`

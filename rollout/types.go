@@ -93,18 +93,47 @@ type MoveKind string
 
 // The kinds of move. A Forward move commits first and then applies (Git leads); a Rollback
 // or an Abort applies first and then commits (safety leads); a Promote is a forward move an
-// operator asked for; a Follow applies weights that a person committed to Git.
+// operator asked for; a Follow applies weights that a person committed to Git. Pause,
+// Resume and Retry are an operator's holds: each is a commit that records the hold in Git
+// (Retry also starts a new run), so that it survives restarts, lost stores and takeovers.
 const (
 	Forward  MoveKind = "forward"
 	Rollback MoveKind = "rollback"
 	Abort    MoveKind = "abort"
 	Promote  MoveKind = "promote"
 	Follow   MoveKind = "follow"
+	Pause    MoveKind = "pause"
+	Resume   MoveKind = "resume"
+	Retry    MoveKind = "retry"
 )
 
 // Backward reports whether the move takes traffic away from the canary for safety, so it
 // must be applied to the cluster before it is committed and must never wait for a tick.
 func (k MoveKind) Backward() bool { return k == Rollback || k == Abort }
+
+// Hold reports whether the move only records an operator's hold in Git: it changes no
+// weight, so the cluster has nothing to apply.
+func (k MoveKind) Hold() bool { return k == Pause || k == Resume }
+
+// TrailerKind is the word the Rollout-Kind trailer of a commit of kind k carries:
+// step, rollback, abort, promote, pause, resume or retry.
+func (k MoveKind) TrailerKind() string {
+	if k == Forward || k == "" {
+		return "step"
+	}
+	return string(k)
+}
+
+// ParseTrailerKind is the inverse of TrailerKind; ok is false for a word it does not know.
+func ParseTrailerKind(s string) (k MoveKind, ok bool) {
+	switch MoveKind(s) {
+	case "step":
+		return Forward, true
+	case Rollback, Abort, Promote, Pause, Resume, Retry:
+		return MoveKind(s), true
+	}
+	return "", false
+}
 
 // Move is an idempotent intent to set a rollout's weights ("set canary = 40", never "add
 // 20"). It is persisted in State.Pending before it is carried out, so that a crash between
@@ -143,6 +172,10 @@ type State struct {
 	LastTick time.Time            `json:"lastTick"`
 	Gates    map[string]GateState `json:"gates,omitempty"`
 	Pending  *Move                `json:"pending,omitempty"`
+	// Own is the newest commit with this rollout's trailers that the state accounts for
+	// (canaryd's own, or another party's that was accepted as Overridden). A write to Git
+	// expects it at the branch head; anything newer is an external change.
+	Own string `json:"own,omitempty"`
 	// LastVerdict is the most recent verdict of any gate.
 	LastVerdict *Verdict  `json:"lastVerdict,omitempty"`
 	Commit      string    `json:"commit,omitempty"`
@@ -168,6 +201,9 @@ const (
 	EventAborted    EventKind = "aborted"
 	EventOverridden EventKind = "overridden"
 	EventInvalid    EventKind = "invalid"
+	// EventTakeover records that a replica took over the rollout (it gained the lease, or
+	// started) and rebuilt its state from Git.
+	EventTakeover EventKind = "takeover"
 )
 
 // Event is one entry of a rollout's append-only history. Seq is assigned by the store and

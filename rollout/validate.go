@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -26,9 +27,7 @@ func validate(d *decoder, doc *Document) {
 		v.bad("metadata.name", "%q is not a DNS label (lowercase letters, digits and '-', at most 63)", name)
 	}
 	s := &doc.Spec
-	v.required("spec.virtualService.namespace", s.VirtualService.Namespace)
-	v.required("spec.virtualService.name", s.VirtualService.Name)
-	v.required("spec.host", s.Host)
+	v.target(s)
 	v.required("spec.stable", s.Stable)
 	v.required("spec.canary", s.Canary)
 	v.required("spec.manifest", s.Manifest)
@@ -51,6 +50,54 @@ func validate(d *decoder, doc *Document) {
 }
 
 type validator struct{ d *decoder }
+
+// target checks that the spec names one object to step: a VirtualService, or a Gateway API
+// route (spec.route written as a mapping), not neither and not both.
+func (v validator) target(s *Spec) {
+	vs := s.VirtualService != ObjectRef{}
+	if !s.Route.IsObject() {
+		if !vs {
+			v.bad("spec.virtualService", "is required: {namespace, name} of a VirtualService, "+
+				"or else route: {kind: GRPCRoute or HTTPRoute, namespace, name} of a Gateway API route")
+			return
+		}
+		v.required("spec.virtualService.namespace", s.VirtualService.Namespace)
+		v.required("spec.virtualService.name", s.VirtualService.Name)
+		v.required("spec.host", s.Host)
+		return
+	}
+	if vs {
+		v.bad("spec.route", "names a %s while spec.virtualService names %s: set one of them, not both",
+			orKind(s.Route.Kind), s.VirtualService)
+	}
+	r := s.Route
+	if r.Kind == "" {
+		v.bad("spec.route.kind", "is required: %s", strings.Join(RouteKinds, " or "))
+	} else if !slices.Contains(RouteKinds, r.Kind) {
+		v.bad("spec.route.kind", "must be %s, not %q", strings.Join(RouteKinds, " or "), r.Kind)
+	}
+	v.required("spec.route.namespace", r.Namespace)
+	v.required("spec.route.name", r.Name)
+	if r.Port < 0 || r.Port > 65535 {
+		v.bad("spec.route.port", "must be within 1..65535, not %d", r.Port)
+	}
+	if s.Host != "" {
+		v.bad("spec.host", "is for a VirtualService's destinations; a %s's stable and canary are Service names", orKind(r.Kind))
+	}
+	for _, f := range []struct{ field, name string }{{"spec.stable", s.Stable}, {"spec.canary", s.Canary}} {
+		if f.name != "" && (len(f.name) > 63 || !dnsLabel.MatchString(f.name)) {
+			v.bad(f.field, "%q is not a Service name (a DNS label)", f.name)
+		}
+	}
+}
+
+// orKind names a route kind for messages, "route" when it is not set.
+func orKind(kind string) string {
+	if kind == "" {
+		return "route"
+	}
+	return kind
+}
 
 // bad reports a problem with field, unless the field (or a part of it) did not even decode:
 // that problem is reported already, and a second one would only repeat it.

@@ -73,15 +73,7 @@ func parseLog(out string) ([]Commit, error) {
 
 // WeightsAt returns the VirtualService's weights in rules.yaml at rev of remote.
 func WeightsAt(ctx context.Context, remote, rev string) (rollout.Weights, error) {
-	out, err := gitOutput(ctx, remote, seedAuthor, "show", rev+":"+Manifest)
-	if err != nil {
-		return rollout.Weights{}, err
-	}
-	w, err := gitops.ReadWeights([]byte(out), Ref)
-	if err != nil {
-		return rollout.Weights{}, fmt.Errorf("%s at %s: %w", Manifest, rev, err)
-	}
-	return w, nil
+	return SampleVirtualService.WeightsAt(ctx, remote, rev)
 }
 
 // PersonReverts plays an on-call engineer: in WORKDIR/person it clones remote, runs

@@ -83,9 +83,11 @@ type Result struct {
 	// OK says the scenario ended as it should; Why says how it ended, or what went wrong.
 	OK  bool
 	Why string
-	// Phase is canaryd's last phase; Weights the weights in Git at the end.
+	// Phase is canaryd's last phase; Weights the weights in Git at the end, in Manifest
+	// (empty means the VirtualService's, sandbox.Manifest).
 	Phase    rollout.Phase
 	Weights  rollout.Weights
+	Manifest string
 	Steps    []StepReport
 	Log      []Commit
 	Started  time.Time
@@ -315,7 +317,8 @@ func (p *player) result(ctx context.Context, ok bool, why string, obs Observatio
 	if r.Log, err = Log(ctx, p.w.Remote); err != nil {
 		errs = append(errs, err)
 	}
-	if r.Weights, err = WeightsAt(ctx, p.w.Remote, "main"); err != nil {
+	r.Manifest = p.w.Sample.Manifest
+	if r.Weights, err = p.w.Sample.WeightsAt(ctx, p.w.Remote, "main"); err != nil {
 		errs = append(errs, err)
 	}
 	if !p.w.opts.NoServe {

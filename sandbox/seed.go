@@ -66,11 +66,7 @@ kind: Rollout
 metadata:
   name: {{ .Name }}
 spec:
-  virtualService: {namespace: default, name: grpc-vs}
-  host: grpc-helloworld-py
-  stable: v1
-  canary: v2
-  manifest: {{ .Manifest }}
+{{ .Target }}  manifest: {{ .Manifest }}
   steps: [0, 40, 100]
   schedule: "{{ .T.Schedule }}"
   analysis:
@@ -93,9 +89,14 @@ spec:
 
 // RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
 func RolloutSpec(gateway string, t SpecTimings) []byte {
+	return SampleVirtualService.RolloutSpec(gateway, t)
+}
+
+// RolloutSpec returns the demo's Rollout spec of the sample, probing through gateway.
+func (s Sample) RolloutSpec(gateway string, t SpecTimings) []byte {
 	var b bytes.Buffer
 	err := specTmpl.Execute(&b, map[string]any{
-		"Name": RolloutName, "Manifest": Manifest, "Gateway": gateway, "T": t,
+		"Name": RolloutName, "Target": s.target, "Manifest": s.Manifest, "Gateway": gateway, "T": t,
 	})
 	if err != nil {
 		panic(err) // the template and its data are fixed
@@ -132,9 +133,9 @@ func ServeConfig(workdir, listen, prometheus string) []byte {
 }
 
 // seedRemote creates the bare repository remote (branch main) holding the sample's
-// manifests (the VirtualService at 100/0) and spec, committed and pushed with the git CLI
-// from a scratch clone.
-func seedRemote(ctx context.Context, workdir, remote string, spec []byte) error {
+// manifests (the VirtualService or the GRPCRoute at 100/0, and the Deployments) and spec,
+// committed and pushed with the git CLI from a scratch clone.
+func seedRemote(ctx context.Context, workdir, remote string, s Sample, spec []byte) error {
 	if err := runGit(ctx, workdir, seedAuthor, "init", "-q", "--bare", "-b", "main", remote); err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ func seedRemote(ctx context.Context, workdir, remote string, spec []byte) error 
 		return err
 	}
 	err := fs.WalkDir(seedFS, "seed", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !s.seeds(strings.TrimPrefix(p, "seed/")) {
 			return err
 		}
 		data, err := seedFS.ReadFile(p)

@@ -128,7 +128,11 @@ func (r Result) WriteSummary(out io.Writer, remote string) {
 			}
 		}
 	}
-	fmt.Fprintf(out, "Git now holds v1=%d v2=%d in %s.\n", r.Weights.Stable, r.Weights.Canary, Manifest)
+	manifest := r.Manifest
+	if manifest == "" {
+		manifest = Manifest
+	}
+	fmt.Fprintf(out, "Git now holds v1=%d v2=%d in %s.\n", r.Weights.Stable, r.Weights.Canary, manifest)
 }
 
 func codesLine(byCode map[string]uint64) string {

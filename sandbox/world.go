@@ -1,7 +1,8 @@
 // Package sandbox is canaryd's local demo: the seed tutorial's whole world on one laptop,
 // with real processes on loopback. A World holds greeter v1 and v2, a bare Git remote
 // seeded with the sample's manifests and a Rollout spec, the weighted gateway that follows
-// the VirtualService in that remote (sandbox/gateway), Debian's Prometheus scraping it
+// the VirtualService (or, with Options.Route, the GRPCRoute) in that remote
+// (sandbox/gateway), Debian's Prometheus scraping it
 // every second, steady traffic through it (sandbox/traffic), and `canaryd serve` as a child
 // process in gitops mode on the remote. Play runs a scenario (success, fail, revert) on a
 // World and tells whether it ended as it should.
@@ -45,6 +46,8 @@ type Options struct {
 	Seed uint64
 	// Scenario is the one Play will run; it picks the spec's timings when Timings is zero.
 	Scenario Scenario
+	// Route is what the rollout steps: RouteVirtualService (when empty) or RouteGRPCRoute.
+	Route string
 	// Timings of the rollout spec; zero means TimingsFor(Scenario).
 	Timings SpecTimings
 	// Canaryd is the canaryd binary that serves; empty means this executable. NoServe
@@ -64,6 +67,8 @@ type World struct {
 	log     *slog.Logger
 	Workdir string
 	Remote  string // WORKDIR/remote.git
+	// Sample is what the rollout steps, as Options.Route chose.
+	Sample Sample
 	// V1 and V2 are the greeters; V2.SetErrors turns it into a failing canary.
 	V1, V2     *greeter.Server
 	Gateway    *gateway.Gateway
@@ -92,7 +97,11 @@ var ErrWorkdirUsed = errors.New("workdir already holds a demo (remote.git exists
 // started. ctx bounds the start only; the world runs until Close.
 func Start(ctx context.Context, o Options) (*World, error) {
 	o = withDefaults(o)
-	w := &World{opts: o, log: o.Log, Workdir: o.Workdir, Remote: filepath.Join(o.Workdir, "remote.git")}
+	sample, err := SampleFor(o.Route)
+	if err != nil {
+		return nil, err
+	}
+	w := &World{opts: o, log: o.Log, Workdir: o.Workdir, Remote: filepath.Join(o.Workdir, "remote.git"), Sample: sample}
 	if _, err := os.Stat(w.Remote); err == nil {
 		return nil, fmt.Errorf("%s: %w", o.Workdir, ErrWorkdirUsed)
 	}
@@ -183,17 +192,18 @@ func (w *World) startGateway(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w (is another demo running?)", err)
 	}
 	addr := lis.Addr().String()
-	spec := RolloutSpec(addr, w.opts.Timings)
-	if err := seedRemote(ctx, w.Workdir, w.Remote, spec); err != nil {
+	spec := w.Sample.RolloutSpec(addr, w.opts.Timings)
+	if err := seedRemote(ctx, w.Workdir, w.Remote, w.Sample, spec); err != nil {
 		lis.Close()
 		return fmt.Errorf("seed %s: %w", w.Remote, err)
 	}
 	lis.Close()
 	gw, err := gateway.Start(ctx, gateway.Options{
 		Listen: addr, Metrics: w.opts.GatewayMetrics,
-		Stable: gateway.Backend{Subset: "v1", Addr: w.addrs[0]}, Canary: gateway.Backend{Subset: "v2", Addr: w.addrs[1]},
+		Stable: gateway.Backend{Subset: "v1", Addr: w.addrs[0], Service: w.Sample.Services[0]},
+		Canary: gateway.Backend{Subset: "v2", Addr: w.addrs[1], Service: w.Sample.Services[1]},
 		Git: gateway.Git{
-			URL: "file://" + w.Remote, Manifest: Manifest, Ref: Ref,
+			URL: "file://" + w.Remote, Manifest: w.Sample.Manifest, Ref: w.Sample.Ref,
 			CacheDir: filepath.Join(w.Workdir, "gateway-cache"),
 		},
 		Service: "grpc-helloworld-py", Seed: w.opts.Seed, Log: w.log,

@@ -15,24 +15,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/test/promtest"
 )
 
-// TestSeedMatchesDeploySample keeps the embedded copies equal to deploy/sample.
+// TestSeedMatchesDeploySample keeps the embedded copies equal to deploy/sample and
+// deploy/sample-gateway-api.
 func TestSeedMatchesDeploySample(t *testing.T) {
-	for _, f := range []string{"app.yaml", "rules.yaml"} {
-		want, err := os.ReadFile(filepath.Join("..", "deploy", "sample", f))
+	for _, f := range []string{"sample/app.yaml", "sample/rules.yaml", "sample-gateway-api/services.yaml",
+		"sample-gateway-api/gateway.yaml", "sample-gateway-api/route.yaml"} {
+		want, err := os.ReadFile(filepath.Join("..", "deploy", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := seedFS.ReadFile("seed/deploy/sample/" + f)
+		got, err := seedFS.ReadFile("seed/deploy/" + f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("sandbox/seed/deploy/sample/%s differs from deploy/sample/%s: copy it again", f, f)
+			t.Errorf("sandbox/seed/deploy/%s differs from deploy/%s: copy it again", f, f)
 		}
+	}
+}
+
+// TestGRPCRouteSample: the GRPCRoute sample's spec validates, names the route the gateway
+// follows, and its manifest holds that route at 100/0.
+func TestGRPCRouteSample(t *testing.T) {
+	s, err := SampleFor(RouteGRPCRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := rollout.Parse(RolloutFile, s.RolloutSpec("127.0.0.1:18080", DefaultTimings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gitops.RefOf(docs[0]); got != s.Ref {
+		t.Errorf("the spec names %+v, the gateway follows %+v", got, s.Ref)
+	}
+	data, err := seedFS.ReadFile("seed/" + s.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := gitops.ReadWeights(data, s.Ref); err != nil || w != rollout.CanaryAt(0) {
+		t.Errorf("seed %s holds %s, %v; want 100/0", s.Manifest, w, err)
+	}
+	if _, err := SampleFor("ingress"); err == nil {
+		t.Error("an unknown route is accepted")
 	}
 }
 

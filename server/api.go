@@ -355,7 +355,7 @@ func clean(s string) string {
 	}, s))
 }
 
-// fail maps a Source error to a status: ErrNotFound 404, ErrRefused 409, a cancelled
+// fail maps a Source error to a status: ErrNotFound 404, ErrRefused 409, ErrNotLeader 503, a cancelled
 // request nothing, anything else 500 (logged).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
@@ -363,6 +363,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("rollout %q: %v", r.PathValue("name"), err))
 	case errors.Is(err, ErrRefused):
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable):
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case r.Context().Err() != nil:
 		// The client is gone; nobody reads the answer.
 	default:

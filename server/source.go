@@ -17,6 +17,11 @@ var (
 	ErrNotFound = errors.New("no such rollout")
 	// ErrRefused: the action is not allowed in the rollout's phase (409).
 	ErrRefused = errors.New("action refused")
+	// ErrNotLeader: this replica follows and carries out no action; the error names the
+	// leader (503, with Retry-After).
+	ErrNotLeader = errors.New("not the leader")
+	// ErrUnavailable: the action cannot be carried out yet (the rollout is starting); 503.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // Rollout is what the status API and page show of one rollout.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +30,7 @@ func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
 		}
 	}
 	markConflicts(entries)
+	d.gaugeInvalid(entries)
 	return entries
 }
 
@@ -42,34 +42,14 @@ func (e *entry) invalidate(ps rollout.Problems) {
 	e.source += "\x00" + ps.Error()
 }
 
-// prepareAll prepares each document and returns those that are ready. A rollout whose
-// preparation fails (its manifest cannot be read, its history not rebuilt) is marked Invalid
-// in the catalog with the reason, and the others go on.
-func (d *daemon) prepareAll(ctx context.Context, docs []*rollout.Document) []*rollout.Document {
-	ready := docs[:0:0]
-	for _, doc := range docs {
-		if err := d.prepare(ctx, doc); err != nil {
-			line, col := doc.Position("spec.manifest")
-			p := rollout.Problem{File: doc.File, Line: line, Col: col, Field: "spec.manifest",
-				Msg: fmt.Sprintf("cannot start the rollout: %v", err)}
-			d.log.Warn("invalid spec", "rollout", doc.Name(), "problems", p.String())
-			d.cat.invalidate(doc.Name(), rollout.Problems{p})
-			continue
-		}
-		ready = append(ready, doc)
-	}
-	d.gaugeInvalid()
-	return ready
-}
-
-// gaugeInvalid sets the phase gauges of every Invalid rollout, which the controller never
-// saves: /metrics says canaryd_rollout_phase{phase="Invalid"} 1 for each.
-func (d *daemon) gaugeInvalid() {
+// gaugeInvalid sets the phase gauges of every Invalid rollout of entries, which the
+// controller never saves: /metrics says canaryd_rollout_phase{phase="Invalid"} 1 for each.
+func (d *daemon) gaugeInvalid(entries map[string]*entry) {
 	m, ok := d.metrics.(interface{ SetRollout(server.Rollout) })
 	if !ok || d.db == nil {
 		return
 	}
-	for _, e := range d.cat.all() {
+	for _, e := range entries {
 		if len(e.problems) == 0 {
 			continue
 		}
@@ -79,21 +59,6 @@ func (d *daemon) gaugeInvalid() {
 		}
 		m.SetRollout(source{d}.view(e, st, found))
 	}
-}
-
-// invalidate replaces the entry of name by an Invalid copy with ps added.
-func (c *catalog) invalidate(name string, ps rollout.Problems) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old, ok := c.entries[name]
-	if !ok {
-		return
-	}
-	e := *old
-	e.problems = append(append(rollout.Problems(nil), old.problems...), ps...)
-	e.invalidate(nil)
-	e.source += "\x00prepare"
-	c.entries[name] = &e
 }
 
 // checkManifest reads the rollout's manifest at the head as the editor will, and reports
@@ -113,8 +78,8 @@ func (d *daemon) checkManifest(doc *rollout.Document) rollout.Problems {
 }
 
 // markConflicts makes Invalid every pair of valid rollouts that target the same route of the
-// same VirtualService (an unnamed route conflicts with every route of its VirtualService),
-// each naming the other's file and line: one route, one rollout.
+// same object (an unnamed route conflicts with every route of its object), each naming the
+// other's file and line: one route, one rollout.
 func markConflicts(entries map[string]*entry) {
 	var valid []*entry
 	for _, e := range entries {
@@ -123,15 +88,18 @@ func markConflicts(entries map[string]*entry) {
 		}
 	}
 	slices.SortFunc(valid, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
-	byVS := map[rollout.ObjectRef][]*entry{}
+	type object struct{ kind, namespace, name string }
+	byObject := map[object][]*entry{}
 	for _, e := range valid {
-		byVS[e.doc.Spec.VirtualService] = append(byVS[e.doc.Spec.VirtualService], e)
+		t := e.doc.Spec.Target()
+		k := object{t.Kind, t.Namespace, t.Name}
+		byObject[k] = append(byObject[k], e)
 	}
 	found := map[*entry]rollout.Problems{}
-	for _, group := range byVS {
+	for _, group := range byObject {
 		for i, a := range group {
 			for _, b := range group[i+1:] {
-				ra, rb := a.doc.Spec.Route, b.doc.Spec.Route
+				ra, rb := a.doc.Spec.Target().Route, b.doc.Spec.Target().Route
 				if ra != rb && ra != "" && rb != "" {
 					continue
 				}
@@ -145,15 +113,25 @@ func markConflicts(entries map[string]*entry) {
 	}
 }
 
+// targetField is the spec field that names doc's target object.
+func targetField(doc *rollout.Document) string {
+	if doc.Spec.Target().Kind == rollout.KindVirtualService {
+		return "spec.virtualService"
+	}
+	return "spec.route"
+}
+
 // conflict is doc's problem with other, which targets the same route.
 func conflict(doc, other *rollout.Document) rollout.Problem {
-	line, col := doc.Position("spec.virtualService")
-	ol, oc := other.Position("spec.virtualService")
+	field := targetField(doc)
+	line, col := doc.Position(field)
+	ol, oc := other.Position(targetField(other))
+	t := doc.Spec.Target()
 	route := "its route"
-	if r := cmp.Or(doc.Spec.Route, other.Spec.Route); r != "" {
+	if r := cmp.Or(t.Route, other.Spec.Target().Route); r != "" {
 		route = fmt.Sprintf("route %q", r)
 	}
-	return rollout.Problem{File: doc.File, Line: line, Col: col, Field: "spec.virtualService",
-		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s of virtualservice %s; one route, one rollout: remove one spec",
-			other.Name(), other.File, ol, oc, route, doc.Spec.VirtualService)}
+	return rollout.Problem{File: doc.File, Line: line, Col: col, Field: field,
+		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s of %s %s/%s; one route, one rollout: remove one spec",
+			other.Name(), other.File, ol, oc, route, strings.ToLower(t.Kind), t.Namespace, t.Name)}
 }

@@ -46,7 +46,9 @@ type GitConfig struct {
 	Author       Person           `yaml:"author"`
 	Committer    Person           `yaml:"committer"`
 	PollInterval rollout.Duration `yaml:"pollInterval"`
-	Auth         struct {
+	// UnreachableAfter is how long fetches may fail before /readyz says not ready (2m).
+	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
+	Auth             struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
@@ -76,6 +78,10 @@ type KubeConfig struct {
 		Enabled   bool   `yaml:"enabled"`
 		Namespace string `yaml:"namespace"`
 		Name      string `yaml:"name"`
+		// LeaseDuration, RenewDeadline and RetryPeriod tune the Lease (15s, 10s, 2s).
+		LeaseDuration rollout.Duration `yaml:"leaseDuration"`
+		RenewDeadline rollout.Duration `yaml:"renewDeadline"`
+		RetryPeriod   rollout.Duration `yaml:"retryPeriod"`
 	} `yaml:"leaderElection"`
 }
 
@@ -104,6 +110,9 @@ func loadConfig(path string) (*Config, error) {
 	}
 	if !cfg.Git.PollInterval.Set {
 		cfg.Git.PollInterval = rollout.Duration{Duration: 10 * time.Second}
+	}
+	if !cfg.Git.UnreachableAfter.Set {
+		cfg.Git.UnreachableAfter = rollout.Duration{Duration: 2 * time.Minute}
 	}
 	if k := cfg.Kubernetes; k != nil {
 		if k.Mode != "apply" && k.Mode != "gitops" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,9 +18,6 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/store"
 )
-
-// historyRebuildLimit bounds how many events are rebuilt from Git into an empty store.
-const historyRebuildLimit = 10000
 
 // daemon is canaryd serve's wiring: the catalog of specs read from Git, the store, the
 // repo and the controller, and the glue between them.
@@ -31,10 +29,22 @@ type daemon struct {
 	ctrl    *controller.Controller
 	cat     catalog
 	fetched atomic.Bool
+	// fetchedAt is when a fetch last succeeded (Unix nanoseconds), fetchErr why the last
+	// one failed: /readyz turns not-ready when Git has been unreachable too long.
+	fetchedAt atomic.Int64
+	fetchErr  atomic.Value // string
 	// specsHead is the commit the specs were last read at; only the Git watch's goroutine
 	// (and serve before it starts) reads specs.
 	specsHead string
 	metrics   daemonMetrics
+	// leading is true while this replica holds the lease (always, without leader
+	// election); leader is the lease holder's identity as last seen, self its own.
+	leading      atomic.Bool
+	leader, self atomic.Value // string
+	// view is what a follower shows: each rollout's state derived from Git on every fetch
+	// (Recover), never written to the store. Followers never write state.
+	viewMu sync.Mutex
+	view   map[string]rollout.State
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.
@@ -58,38 +68,11 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 			d.log.Warn("invalid spec", "rollout", e.name, "commit", head, "problems", e.problems.Error())
 		}
 	}
-	docs := d.prepareAll(ctx, d.cat.replace(entries)) // a rollout that cannot start is Invalid, alone
+	docs := d.cat.replace(entries)
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head
 	return nil
-}
-
-// prepare gives a rollout the store has never seen its state: rebuilt from the trailers of
-// canaryd's commits in Git when there are any (an empty or lost store), else Idle at the
-// weights Git holds.
-func (d *daemon) prepare(ctx context.Context, doc *rollout.Document) error {
-	if _, ok, err := d.db.State(doc.Name()); err != nil || ok {
-		return err
-	}
-	evs, err := d.repo.History(ctx, doc, historyRebuildLimit)
-	if err != nil {
-		return fmt.Errorf("rebuild history from Git: %w", err)
-	}
-	if len(evs) == 0 {
-		w, err := d.weightsAtHead(doc)
-		if err != nil {
-			return err
-		}
-		return d.db.Save(controller.NewState(doc.Name(), w))
-	}
-	st := stateFromHistory(doc, evs[0])
-	oldestFirst := make([]rollout.Event, len(evs))
-	for i, ev := range evs {
-		oldestFirst[len(evs)-1-i] = ev
-	}
-	d.log.Info("history rebuilt from git", "rollout", doc.Name(), "events", len(evs), "phase", st.Phase, "weight", st.Weights.Canary)
-	return d.db.Save(st, oldestFirst...)
 }
 
 func (d *daemon) weightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
@@ -104,30 +87,6 @@ func (d *daemon) weightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
 	return gitops.ReadWeights(data, gitops.RefOf(doc))
 }
 
-// stateFromHistory is the state the newest event rebuilt from Git implies.
-func stateFromHistory(doc *rollout.Document, newest rollout.Event) rollout.State {
-	st := rollout.State{Rollout: doc.Name(), Run: newest.Run, Step: newest.Step, Weights: newest.Weights,
-		Commit: newest.Commit, StepSince: newest.Time, BakeSince: newest.Time, Updated: newest.Time,
-		Message: "rebuilt from Git at " + shortSHA(newest.Commit)}
-	switch newest.Kind {
-	case rollout.EventSucceeded:
-		st.Phase = rollout.Succeeded
-	case rollout.EventRolledBack:
-		st.Phase = rollout.RolledBack
-	case rollout.EventAborted:
-		st.Phase = rollout.Aborted
-	default:
-		st.Phase = rollout.Progressing
-		if st.Step < 0 {
-			st.Step = -1
-		}
-	}
-	if st.Step >= len(doc.Spec.Steps) {
-		st.Step = len(doc.Spec.Steps) - 1
-	}
-	return st
-}
-
 func shortSHA(s string) string {
 	if len(s) > 12 {
 		return s[:12]
@@ -135,26 +94,79 @@ func shortSHA(s string) string {
 	return s
 }
 
-// onSync feeds what a fetch found to the controller (Git wins) and reloads the specs.
+// onSync hands what a fetch found to the controller while this replica leads (Git wins),
+// or to the follower's read view, and reloads the specs. A report that the stored state
+// already accounts for is news to nobody and is not sent.
 func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err error) {
 	if err != nil {
 		d.log.Warn("git sync", "err", err)
 		d.reconcileError()
+		d.fetchErr.Store(err.Error())
 		if len(changes) == 0 {
 			return
 		}
+	} else {
+		d.fetchedAt.Store(time.Now().UnixNano())
 	}
 	d.fetched.Store(true)
+	if err := d.loadSpecs(ctx); err != nil {
+		d.log.Warn("reload specs", "err", err)
+		d.reconcileError()
+	}
+	if !d.leading.Load() {
+		d.follow(changes)
+		return
+	}
 	for _, ch := range changes {
+		if st, ok, err := d.db.State(ch.Rollout); err == nil && ok && controller.Agrees(st, ch) {
+			continue
+		}
 		if err := d.ctrl.Observe(ctx, ch); err != nil && !errors.Is(err, controller.ErrNotFound) && ctx.Err() == nil {
 			d.log.Warn("observe git change", "rollout", ch.Rollout, "commit", ch.Commit, "err", err)
 			d.reconcileError()
 		}
 	}
-	if err := d.loadSpecs(ctx); err != nil {
-		d.log.Warn("reload specs", "err", err)
-		d.reconcileError()
+}
+
+// follow updates the follower's read view from what Git says: a rollout's state is the
+// one Git implies (Recover), kept as it is while it still accounts for Git.
+func (d *daemon) follow(changes []rollout.GitChange) {
+	d.viewMu.Lock()
+	defer d.viewMu.Unlock()
+	if d.view == nil {
+		d.view = map[string]rollout.State{}
 	}
+	now := time.Now()
+	for _, ch := range changes {
+		e, ok := d.cat.get(ch.Rollout)
+		if !ok || e.doc == nil {
+			continue
+		}
+		if prev, ok := d.view[ch.Rollout]; ok && controller.Agrees(prev, ch) {
+			continue
+		}
+		st := controller.Recover(e.doc, ch, now)
+		st.Pending = nil // a follower moves nothing
+		d.view[ch.Rollout] = st
+	}
+}
+
+// state is a rollout's state as this replica tells it: the store's while it leads, the
+// read view derived from Git while it follows.
+func (d *daemon) state(name string) (rollout.State, bool, error) {
+	if d.leading.Load() {
+		return d.db.State(name)
+	}
+	d.viewMu.Lock()
+	defer d.viewMu.Unlock()
+	st, ok := d.view[name]
+	return st, ok, nil
+}
+
+// leaderName is the lease holder as last seen, or "" when unknown.
+func (d *daemon) leaderName() string {
+	s, _ := d.leader.Load().(string)
+	return s
 }
 
 func (d *daemon) reconcileError() {
@@ -185,4 +197,36 @@ func crashHook(log *slog.Logger) func(string, rollout.Move) {
 			time.Sleep(time.Hour) // SIGKILL is not deliverable late; never return
 		}
 	}
+}
+
+// observeAll is what Git says of every valid rollout at the head as last fetched.
+func (d *daemon) observeAll() []rollout.GitChange {
+	var out []rollout.GitChange
+	for _, e := range d.cat.all() {
+		if e.doc == nil {
+			continue
+		}
+		ch, err := d.repo.Observe(e.doc)
+		if err != nil {
+			d.log.Warn("read what git holds", "rollout", e.name, "err", err)
+			continue
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+func (d *daemon) selfName() string {
+	s, _ := d.self.Load().(string)
+	return s
+}
+
+// gitUnreachable returns why Git counts as unreachable at now: no fetch has succeeded for
+// longer than after. It returns "" while Git answers.
+func gitUnreachable(lastOK time.Time, lastErr string, now time.Time, after time.Duration) string {
+	if lastOK.IsZero() || now.Sub(lastOK) <= after {
+		return ""
+	}
+	return fmt.Sprintf("git has been unreachable for %s (since %s): %s", now.Sub(lastOK).Round(time.Second),
+		lastOK.UTC().Format(time.RFC3339), lastErr)
 }

@@ -24,6 +24,7 @@ import (
 // demoFlags are canaryd demo's flags.
 type demoFlags struct {
 	scenario       string
+	route          string
 	untilDone      bool
 	workdir        string
 	gateway        string
@@ -40,7 +41,7 @@ type demoFlags struct {
 func newDemoCmd() *cobra.Command {
 	var f demoFlags
 	cmd := &cobra.Command{
-		Use:   "demo [--scenario success|fail|revert] [--until-done]",
+		Use:   "demo [--scenario success|fail|revert] [--route virtualservice|grpcroute] [--until-done]",
 		Short: "Play the seed tutorial on this machine: greeters, a gateway, Git, Prometheus and canaryd serve",
 		Long: "demo starts greeter v1 and v2, a bare Git remote seeded with the sample's manifests and a\n" +
 			"Rollout spec, a gRPC gateway on " + "127.0.0.1:8080 that routes by the VirtualService in that remote and\n" +
@@ -48,6 +49,8 @@ func newDemoCmd() *cobra.Command {
 			"then it plays a scenario and shows what happens. Everything lives under --workdir, which is kept.\n\n" +
 			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls: rolled back\n" +
 			"at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
+			"With --route grpcroute the same story plays on a Gateway API GRPCRoute (deploy/sample-gateway-api:\n" +
+			"a Gateway listening on 8080, the Services grpc-helloworld-py-v1 and -v2) that the gateway follows.\n" +
 			"With --until-done it exits 0 when the scenario ended as it should and 1 otherwise; without it,\n" +
 			"the world keeps running after the summary until Ctrl-C. Ctrl-C stops everything at any moment.",
 		Args: usageArgs(cobra.NoArgs),
@@ -56,11 +59,15 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if _, err := sandbox.SampleFor(f.route); err != nil {
+				return usageError{fmt.Errorf("demo: --route: %w", err)}
+			}
 			return runDemo(c.Context(), c.OutOrStdout(), sc, f)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.scenario, "scenario", "success", "success, fail or revert")
+	fl.StringVar(&f.route, "route", sandbox.RouteVirtualService, "what the rollout steps: virtualservice or grpcroute")
 	fl.BoolVar(&f.untilDone, "until-done", false, "exit when the scenario ends: 0 when it ended as it should, 1 otherwise")
 	fl.StringVar(&f.workdir, "workdir", "", "where the demo keeps everything (default: a new temporary directory)")
 	fl.StringVar(&f.gateway, "gateway", "127.0.0.1:8080", "the gateway's gRPC address")
@@ -101,7 +108,7 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 	defer logf.Close()
 	fmt.Fprintf(out, "canaryd demo: starting the world in %s (logs in %s)\n", workdir, filepath.Join(workdir, "logs"))
 	w, err := sandbox.Start(ctx, sandbox.Options{
-		Workdir: workdir, Scenario: sc, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen, V1: f.v1, V2: f.v2,
+		Workdir: workdir, Scenario: sc, Route: f.route, Gateway: f.gateway, GatewayMetrics: f.gatewayMetrics, Listen: f.listen, V1: f.v1, V2: f.v2,
 		Rate: f.rate, Seed: f.seed, Canaryd: f.canaryd, Prometheus: f.prometheus,
 		Log: slog.New(slog.NewTextHandler(logf, nil)),
 	})

@@ -70,11 +70,13 @@ func buildVersion() string {
 }
 
 func newValidateCmd() *cobra.Command {
-	var configPath string
+	var configPath, root string
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check Rollout specs offline; print every problem as FILE:LINE:COL: field: why",
 		Long: "validate parses each file (every YAML document in it) and reports every problem at once.\n" +
+			"When a rollout's manifest is found (under --root, or in the spec's directory or a parent),\n" +
+			"it also checks that the manifest holds the route, with both backends, at weights summing to 100.\n" +
 			"With --config it also applies the daemon's egress rules; without, the default rules\n" +
 			"(no link-local or cloud-metadata target). It exits 0 when all specs are valid, 1 when\n" +
 			"any is not, and 2 on a usage error.",
@@ -86,7 +88,7 @@ func newValidateCmd() *cobra.Command {
 			}
 			bad := false
 			for _, file := range files {
-				if !validateFile(c, file, pol) {
+				if !validateFile(c, file, root, pol) {
 					bad = true
 				}
 			}
@@ -96,6 +98,7 @@ func newValidateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&root, "root", "", "the directory the specs' manifest paths are relative to (default: the spec's directory or its nearest parent holding the manifest)")
 	cmd.Flags().StringVar(&configPath, "config", "", "the daemon's configuration, for its egress rules")
 	return cmd
 }
@@ -114,7 +117,7 @@ func validatePolicy(configPath string) (*rollout.EgressPolicy, error) {
 }
 
 // validateFile prints the problems of one spec file and reports whether it is valid.
-func validateFile(c *cobra.Command, file string, pol *rollout.EgressPolicy) bool {
+func validateFile(c *cobra.Command, file, root string, pol *rollout.EgressPolicy) bool {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "%s: %v\n", file, err)
@@ -131,6 +134,9 @@ func validateFile(c *cobra.Command, file string, pol *rollout.EgressPolicy) bool
 	}
 	if len(ps) > 0 {
 		fmt.Fprintln(c.OutOrStdout(), ps)
+		return false
+	}
+	if checkManifests(c.OutOrStdout(), c.ErrOrStderr(), root, file, docs) {
 		return false
 	}
 	for _, d := range docs {

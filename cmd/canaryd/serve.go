@@ -96,7 +96,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
 	opts := controller.Options{
 		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics, d}, Gates: countedGates{gates, metrics},
-		Logger: log, Hook: stepHooks(metrics, crashHook(log)),
+		Logger: log, Hook: stepHooks(metrics, crashHook(log)), Identity: identity(),
 	}
 	var kube *rest.Config
 	if k := cfg.Kubernetes; k != nil {
@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return err
 		}
 		if k.Mode == "apply" {
-			router, err := istio.NewRouter(kube, istio.Options{Logger: log})
+			router, err := newRouters(kube, log)
 			if err != nil {
 				return err
 			}
@@ -120,7 +120,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := d.loadSpecs(ctx); err != nil {
 		return err
 	}
+	d.self.Store(identity())
+	d.leading.Store(cfg.Kubernetes == nil || !cfg.Kubernetes.LeaderElection.Enabled)
+	if !d.leading.Load() {
+		d.follow(d.observeAll())
+	}
 	d.fetched.Store(true)
+	d.fetchedAt.Store(time.Now().UnixNano())
 	hookSecret, err := readSecret("git.webhookSecretFile", cfg.Git.WebhookSecretFile)
 	if err != nil {
 		return err
@@ -133,6 +139,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
 	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
 	g.Go(func() error { return db.RunRetention(ctx, retention(cfg), time.Hour, nil, log) })
+	g.Go(func() error {
+		// Every replica fetches: the leader to see people's changes, a follower to keep
+		// its read view current.
+		err := d.repo.Watch(ctx, cfg.Git.PollInterval.Duration, func(chs []rollout.GitChange, err error) {
+			d.onSync(ctx, chs, err)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	})
 	log.Info("canaryd serving", "listen", cfg.Listen, "repo", repo.URL(), "branch", cfg.Git.Branch, "mode", mode(cfg))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -141,18 +158,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return err
 }
 
-// act runs what only the leader may do: the controller and the Git watch. With leader
-// election on, it runs them only while this replica holds the lease.
+// act runs what only the leader may do: the controller. With leader election on, it runs
+// it only while this replica holds the lease, after a fetch, so that every rollout's state
+// is re-derived from the newest Git before anything moves.
 func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, log *slog.Logger) error {
 	run := func(ctx context.Context) error {
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return d.ctrl.Run(ctx) })
-		g.Go(func() error {
-			return d.repo.Watch(ctx, cfg.Git.PollInterval.Duration, func(chs []rollout.GitChange, err error) {
-				d.onSync(ctx, chs, err)
-			})
-		})
-		err := g.Wait()
+		if err := d.catchUp(ctx); err != nil {
+			return err
+		}
+		d.leading.Store(true)
+		defer d.leading.Store(false)
+		err := d.ctrl.Run(ctx)
 		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || err == nil) {
 			return nil
 		}
@@ -162,15 +178,44 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, log *sl
 	if k == nil || !k.LeaderElection.Enabled {
 		return run(ctx)
 	}
-	id := os.Getenv("POD_NAME") // set by deploy/canaryd from the pod's name
-	if id == "" {
-		host, _ := os.Hostname()
-		id = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
+	le := k.LeaderElection
 	// Elect returns an error wrapping istio.ErrLeadershipLost when the lease is lost: serve
 	// then exits (fail-stop) and restarts as a follower.
-	return istio.Elect(ctx, kube, istio.LeaseOptions{Namespace: k.LeaderElection.Namespace, Name: k.LeaderElection.Name,
-		Identity: id, Logger: log}, run)
+	return istio.Elect(ctx, kube, istio.LeaseOptions{Namespace: le.Namespace, Name: le.Name,
+		Identity: identity(), Logger: log, LeaseDuration: le.LeaseDuration.Duration,
+		RenewDeadline: le.RenewDeadline.Duration, RetryPeriod: le.RetryPeriod.Duration,
+		OnNewLeader: func(id string) { d.leader.Store(id) }}, run)
+}
+
+// identity names this replica: the pod's name (set by deploy/canaryd), else host and pid.
+func identity() string {
+	if id := os.Getenv("POD_NAME"); id != "" {
+		return id
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// catchUp fetches until it succeeds before a new leader moves anything: a state derived
+// from a stale cache would take the old leader's last commits for someone else's.
+func (d *daemon) catchUp(ctx context.Context) error {
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		chs, err := d.repo.Sync(fctx)
+		cancel()
+		if err == nil || len(chs) > 0 {
+			if lerr := d.loadSpecs(ctx); lerr != nil {
+				d.log.Warn("reload specs", "err", lerr)
+			}
+			return nil
+		}
+		d.log.Warn("fetch before leading", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // listen serves the HTTP API until ctx ends, then shuts it down gracefully.

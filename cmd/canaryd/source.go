@@ -41,7 +41,7 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 func (s source) Rollouts(ctx context.Context) ([]server.Rollout, error) {
 	var out []server.Rollout
 	for _, e := range s.d.cat.all() {
-		st, ok, err := s.d.db.State(e.name)
+		st, ok, err := s.d.state(e.name)
 		if err != nil {
 			return nil, err
 		}
@@ -55,7 +55,7 @@ func (s source) Rollout(ctx context.Context, name string) (server.Rollout, error
 	if !ok {
 		return server.Rollout{}, server.ErrNotFound
 	}
-	st, ok, err := s.d.db.State(name)
+	st, ok, err := s.d.state(name)
 	if err != nil {
 		return server.Rollout{}, err
 	}
@@ -63,10 +63,46 @@ func (s source) Rollout(ctx context.Context, name string) (server.Rollout, error
 }
 
 func (s source) History(ctx context.Context, name string, before uint64, limit int) ([]rollout.Event, error) {
-	if _, ok := s.d.cat.get(name); !ok {
+	e, ok := s.d.cat.get(name)
+	if !ok {
 		return nil, server.ErrNotFound
 	}
+	if !s.d.leading.Load() && e.doc != nil {
+		// A follower's store is not written: history comes from canaryd's commits in Git.
+		evs, err := s.d.repo.History(ctx, e.doc, historyLimit(before, limit))
+		if err != nil {
+			return nil, err
+		}
+		return pageEvents(evs, before, limit), nil
+	}
 	return s.d.db.History(name, before, limit)
+}
+
+// historyLimit is how many events a follower reads from Git for one page.
+func historyLimit(before uint64, limit int) int {
+	if before > 0 {
+		return 0 // all the commits History walks; the page is cut below
+	}
+	return limit
+}
+
+// pageEvents numbers events read from Git (newest first) oldest = 1, as the store does, and
+// returns up to limit of them with Seq below before (0: from the newest).
+func pageEvents(evs []rollout.Event, before uint64, limit int) []rollout.Event {
+	n := uint64(len(evs))
+	out := make([]rollout.Event, 0, min(len(evs), max(limit, 0)))
+	for i := range evs {
+		ev := evs[i]
+		ev.Seq = n - uint64(i)
+		if before > 0 && ev.Seq >= before {
+			continue
+		}
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		out = append(out, ev)
+	}
+	return out
 }
 
 func (s source) Act(ctx context.Context, name, action, actor, reason string) error {
@@ -74,11 +110,23 @@ func (s source) Act(ctx context.Context, name, action, actor, reason string) err
 	if err != nil {
 		return fmt.Errorf("%w: %v", server.ErrRefused, err)
 	}
+	if !s.d.leading.Load() {
+		leader := s.d.leaderName()
+		if leader == "" {
+			leader = "unknown (an election is under way)"
+		}
+		return fmt.Errorf("%w: this replica (%s) follows; send %s to the leader, %s", server.ErrNotLeader,
+			s.d.selfName(), action, leader)
+	}
 	err = s.d.ctrl.Act(ctx, name, controller.Operator{Action: a, Actor: actor, Reason: reason})
 	switch {
 	case errors.Is(err, controller.ErrNotFound):
-		if e, ok := s.d.cat.get(name); ok && len(e.problems) > 0 {
+		e, ok := s.d.cat.get(name)
+		switch {
+		case ok && len(e.problems) > 0:
 			return fmt.Errorf("%s %q: the spec is invalid: %w", action, name, server.ErrRefused)
+		case ok:
+			return fmt.Errorf("%s %q: the rollout is starting; try again in a moment: %w", action, name, server.ErrUnavailable)
 		}
 		return server.ErrNotFound
 	case errors.Is(err, controller.ErrIllegal):
@@ -90,6 +138,13 @@ func (s source) Act(ctx context.Context, name, action, actor, reason string) err
 func (s source) Ready(ctx context.Context) error {
 	if !s.d.fetched.Load() {
 		return errors.New("the Git repository has not been fetched yet")
+	}
+	lastErr, _ := s.d.fetchErr.Load().(string)
+	if why := gitUnreachable(time.Unix(0, s.d.fetchedAt.Load()), lastErr, time.Now(), s.d.cfg.Git.UnreachableAfter.Duration); why != "" {
+		return errors.New(why)
+	}
+	if s.d.leading.Load() && !s.d.ctrl.Loaded() {
+		return errors.New("the rollouts' state is being loaded from Git")
 	}
 	return nil
 }
@@ -119,7 +174,19 @@ type timedRepo struct {
 	d *daemon
 }
 
-var _ controller.HeadReader = timedRepo{}
+var (
+	_ controller.HeadReader    = timedRepo{}
+	_ controller.Observer      = timedRepo{}
+	_ controller.HistoryReader = timedRepo{}
+)
+
+func (t timedRepo) Observe(doc *rollout.Document) (rollout.GitChange, error) {
+	return t.d.repo.Observe(doc)
+}
+
+func (t timedRepo) History(ctx context.Context, doc *rollout.Document, limit int) ([]rollout.Event, error) {
+	return t.d.repo.History(ctx, doc, limit)
+}
 
 func (t timedRepo) WeightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
 	return t.d.weightsAtHead(doc)

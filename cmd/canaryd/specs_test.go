@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSpecsMarksOnlyTheBadOneInvalid(t *testing.T) {
@@ -48,5 +49,25 @@ func TestParseSpecsMarksOnlyTheBadOneInvalid(t *testing.T) {
 	files["rollouts/a.yaml"] = []byte(strings.Replace(other, "*/10 * * * *", "*/5 * * * *", 1))
 	if changed := c.replace(parseSpecs(files)); changed[0] == docs[0] {
 		t.Errorf("a changed spec kept its old document")
+	}
+}
+
+func TestGitUnreachable(t *testing.T) {
+	ok := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		now  time.Duration // after the last good fetch
+		want bool
+	}{{0, false}, {2 * time.Minute, false}, {2*time.Minute + time.Second, true}, {time.Hour, true}}
+	for _, tt := range tests {
+		why := gitUnreachable(ok, "dial tcp: i/o timeout", ok.Add(tt.now), 2*time.Minute)
+		if (why != "") != tt.want {
+			t.Errorf("%s after the last fetch: %q, want unreachable %v", tt.now, why, tt.want)
+		}
+		if tt.want && !strings.Contains(why, "i/o timeout") {
+			t.Errorf("the reason %q does not say why the fetch failed", why)
+		}
+	}
+	if why := gitUnreachable(time.Time{}, "", ok, time.Minute); why != "" {
+		t.Errorf("no fetch yet counts as unreachable: %q", why)
 	}
 }

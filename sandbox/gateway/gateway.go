@@ -1,6 +1,6 @@
 // Package gateway is the sandbox's stand-in for Istio's ingress gateway: a gRPC proxy that
 // forwards any method, unary or streaming, to the stable or the canary backend by the
-// weights of the VirtualService at the head of a Git remote (read every second, as Argo CD
+// weights of the VirtualService (or GRPCRoute) at the head of a Git remote (read every second, as Argo CD
 // would sync it), and counts every call in Istio's request metrics with the labels Envoy
 // puts on them, so the same PromQL works on a laptop and on a mesh.
 //
@@ -33,6 +33,10 @@ import (
 type Backend struct {
 	Subset string // "v1"
 	Addr   string // host:port of a plaintext gRPC server
+	// Service, when set, is the backend's own Service (a Gateway API route's backendRef,
+	// such as "grpc-helloworld-py-v2"): its calls are counted under it rather than under
+	// Options.Service.
+	Service string
 }
 
 // Git says where the gateway reads its weights: the manifest at the head of Branch of URL,
@@ -94,6 +98,14 @@ type Gateway struct {
 type backend struct {
 	Backend
 	conn *grpc.ClientConn
+}
+
+// serviceOf is the Service b's calls are counted under.
+func (g *Gateway) serviceOf(b *backend) string {
+	if b.Service != "" {
+		return b.Service
+	}
+	return g.opts.Service
 }
 
 // weightsAt is the route's weights and the commit they were read from.
@@ -165,7 +177,7 @@ func (g *Gateway) listen() error {
 	}
 	g.metrics = m
 	for _, b := range []*backend{g.stable, g.canary} { // series at zero, so rate() sees the first call
-		g.metrics.Touch(istiometrics.Request{Service: g.opts.Service, Namespace: g.opts.Namespace, Version: b.Subset})
+		g.metrics.Touch(istiometrics.Request{Service: g.serviceOf(b), Namespace: g.opts.Namespace, Version: b.Subset})
 	}
 	if g.lis, err = net.Listen("tcp", g.opts.Listen); err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)

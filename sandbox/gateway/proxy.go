@@ -37,7 +37,7 @@ func (g *Gateway) handle(_ any, ss grpc.ServerStream) error {
 	b, w := g.pick()
 	err := g.forward(ss, method, b, w)
 	g.metrics.Observe(istiometrics.Request{
-		Service: g.opts.Service, Namespace: g.opts.Namespace, Version: b.Subset,
+		Service: g.serviceOf(b), Namespace: g.opts.Namespace, Version: b.Subset,
 		GRPCCode: status.Code(err), Duration: time.Since(start),
 	})
 	return err

@@ -2,7 +2,8 @@
 // kube-apiserver built from the k8s.io/kubernetes module by
 // test/deps/kube-apiserver.sh, Debian's etcd, started with
 // controller-runtime's envtest, with Istio's CRDs from the istio.io/api
-// module installed. Nothing is downloaded at run time.
+// module and the Gateway API's standard-channel CRDs from the
+// sigs.k8s.io/gateway-api module installed. Nothing is downloaded at run time.
 //
 // One API server is shared by every test of a test binary: the package's
 // TestMain calls Main, tests call Start, and each test works in its own
@@ -127,11 +128,15 @@ func start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	gwCRDs, err := GatewayAPICRDs()
+	if err != nil {
+		return nil, err
+	}
 	out := &syncWriter{w: &bytes.Buffer{}}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: dir,
 		CRDInstallOptions: envtest.CRDInstallOptions{
-			Paths:              []string{crds},
+			Paths:              append([]string{crds}, gwCRDs...),
 			ErrorIfPathMissing: true,
 			MaxTime:            time.Minute,
 		},
@@ -173,6 +178,43 @@ func IstioCRDs() (string, error) {
 		return "", fmt.Errorf("istio CRDs: %w", err)
 	}
 	return path, nil
+}
+
+// GatewayAPICRDs returns the paths of the Gateway API's standard-channel CRDs
+// (GatewayClass, Gateway, GRPCRoute, HTTPRoute, ...) in the
+// sigs.k8s.io/gateway-api module this module requires (config/crd/standard).
+func GatewayAPICRDs() ([]string, error) {
+	dir, err := moduleDir("sigs.k8s.io/gateway-api")
+	if err != nil {
+		return nil, err
+	}
+	all, err := filepath.Glob(filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_*.yaml"))
+	var paths []string
+	for _, p := range all {
+		if !strings.Contains(filepath.Base(p), "_vap_") { // an admission policy, not a CRD
+			paths = append(paths, p)
+		}
+	}
+	if err != nil || len(paths) == 0 {
+		return nil, fmt.Errorf("gateway api CRDs: none in %s (%v)", dir, err)
+	}
+	return paths, nil
+}
+
+// moduleDir asks the go command where a required module is.
+func moduleDir(mod string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("find the %s module: go list: %w: %s", mod, err, strings.TrimSpace(stderr.String()))
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("find the %s module: go list printed no directory (is it downloaded? run go mod download %s)", mod, mod)
+	}
+	return dir, nil
 }
 
 // Output returns the API server's recent log lines, for failure messages.

@@ -31,7 +31,7 @@ func (w *world) seedRemote() {
 	work := filepath.Join(w.dir, "seed")
 	w.git(w.dir, "clone", "-q", w.remote, work)
 	w.git(work, "checkout", "-q", "-b", "main")
-	write(w.t, filepath.Join(work, "deploy/sample/rules.yaml"), w.manifest())
+	write(w.t, filepath.Join(work, w.manifestPath()), w.manifest())
 	write(w.t, filepath.Join(work, "rollouts/grpc-helloworld-py.yaml"), w.spec(""))
 	w.git(work, "add", "-A")
 	w.git(work, "commit", "-q", "-m", "sample system and its rollout")
@@ -56,7 +56,7 @@ func (w *world) seedCluster() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	objs, err := kubetest.Decode([]byte(w.manifest() + "\n---\n" + strings.ReplaceAll(string(app), "namespace: default", "namespace: "+w.ns)))
+	objs, err := kubetest.Decode([]byte(w.manifest() + "\n---\n" + strings.ReplaceAll(string(app)+w.gatewayAPIObjects(), "namespace: default", "namespace: "+w.ns)))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -85,6 +85,9 @@ func (w *world) seedCluster() {
 // clusterWeights reads grpc-vs's route weights from the API server.
 func (w *world) clusterWeights() rollout.Weights {
 	w.t.Helper()
+	if w.grpcRoute {
+		return w.grpcRouteWeights()
+	}
 	u, err := w.kclient.Dynamic.Resource(istio.VirtualServices).Namespace(w.ns).Get(context.Background(), "grpc-vs", metav1.GetOptions{})
 	if err != nil {
 		w.t.Fatal(err)
@@ -108,8 +111,8 @@ func (w *world) clusterWeights() rollout.Weights {
 // gitWeights reads grpc-vs's weights at the remote's head with the git CLI.
 func (w *world) gitWeights() rollout.Weights {
 	w.t.Helper()
-	data := w.git(w.remote, "show", "main:deploy/sample/rules.yaml")
-	wt, err := gitops.ReadWeights([]byte(data), gitops.VSRef{Namespace: w.ns, Name: "grpc-vs", Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"})
+	data := w.git(w.remote, "show", "main:"+w.manifestPath())
+	wt, err := gitops.ReadWeights([]byte(data), w.ref())
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -119,9 +122,10 @@ func (w *world) gitWeights() rollout.Weights {
 func (w *world) startGateway() {
 	gw, err := gateway.Start(context.Background(), gateway.Options{
 		Listen: w.gw0Addr(), Metrics: "127.0.0.1:0",
-		Stable: gateway.Backend{Subset: "v1", Addr: w.v1Addr}, Canary: gateway.Backend{Subset: "v2", Addr: w.v2Addr},
-		Git: gateway.Git{URL: "file://" + w.remote, Manifest: "deploy/sample/rules.yaml", CacheDir: filepath.Join(w.dir, "gateway"),
-			Ref: gitops.VSRef{Namespace: w.ns, Name: "grpc-vs", Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}},
+		Stable: gateway.Backend{Subset: "v1", Addr: w.v1Addr, Service: w.backendService("v1")},
+		Canary: gateway.Backend{Subset: "v2", Addr: w.v2Addr, Service: w.backendService("v2")},
+		Git: gateway.Git{URL: "file://" + w.remote, Manifest: w.manifestPath(), CacheDir: filepath.Join(w.dir, "gateway"),
+			Ref: w.ref()},
 		Service: "grpc-helloworld-py", Namespace: w.ns, Refresh: 500 * time.Millisecond,
 	})
 	if err != nil {

@@ -70,17 +70,25 @@ type world struct {
 	procDone chan error
 	logs     *bytes.Buffer
 	logMu    *sync.Mutex
+	// grpcRoute makes the world's rollout step deploy/sample-gateway-api's GRPCRoute
+	// rather than the VirtualService.
+	grpcRoute bool
+	// fqdn makes the VirtualService's destinations name the host by its FQDN.
+	fqdn bool
 }
 
 const rolloutName = "grpc-helloworld-py"
 
 func newWorld(t *testing.T) *world { return newWorldTB(t) }
 
-func newWorldTB(t testing.TB) *world {
+func newWorldTB(t testing.TB, opts ...func(*world)) *world {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver, Prometheus and canaryd serve; run without -short")
 	}
 	w := &world{t: t, dir: t.TempDir(), kube: kubetest.Start(t), token: "s3cret-token", logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	for _, o := range opts {
+		o(w)
+	}
 	w.ns = w.kube.Namespace(t)
 	kc, err := kubetest.NewClient(w.kube.Config)
 	if err != nil {
@@ -127,11 +135,15 @@ func (w *world) git(dir string, args ...string) string {
 }
 
 func (w *world) manifest() string {
-	data, err := os.ReadFile("../../deploy/sample/rules.yaml")
+	data, err := os.ReadFile("../../" + w.manifestPath())
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return strings.ReplaceAll(string(data), "namespace: default", "namespace: "+w.ns)
+	m := strings.ReplaceAll(string(data), "namespace: default", "namespace: "+w.ns)
+	if w.fqdn {
+		m = strings.ReplaceAll(m, "        host: grpc-helloworld-py\n", "        host: grpc-helloworld-py."+w.ns+".svc.cluster.local\n")
+	}
+	return m
 }
 
 func (w *world) spec(extra string) string {
@@ -139,11 +151,7 @@ func (w *world) spec(extra string) string {
 kind: Rollout
 metadata: {name: %s}
 spec:
-  virtualService: {namespace: %s, name: grpc-vs}
-  host: grpc-helloworld-py
-  stable: v1
-  canary: v2
-  manifest: deploy/sample/rules.yaml
+%s
   steps: [0, 40, 100]
   schedule: "@every 2s"
   analysis:
@@ -161,7 +169,7 @@ spec:
     expect: "Hello, Jack!"
     count: 3
     timeout: 2s
-%s`, rolloutName, w.ns, w.gw0Addr(), extra)
+%s`, rolloutName, w.target(), w.gw0Addr(), extra)
 }
 
 // gw0Addr is the gateway's address, chosen before the gateway starts so that the spec

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/canarydio/canaryd/controller"
+	"github.com/canarydio/canaryd/gatewayapi"
+	"github.com/canarydio/canaryd/istio"
+	"github.com/canarydio/canaryd/rollout"
+)
+
+var (
+	_ controller.Router      = (*gatewayapi.Router)(nil)
+	_ controller.Preflighter = (*gatewayapi.Router)(nil)
+	_ controller.Preflighter = (*istio.Router)(nil)
+	_ controller.Router      = routers{}
+	_ controller.Preflighter = routers{}
+)
+
+// routers is apply mode's Router: each rollout's weights go to the router of its target's
+// kind, the Istio router for a VirtualService, the Gateway API router for a GRPCRoute or
+// an HTTPRoute.
+type routers struct {
+	istio   *istio.Router
+	gateway *gatewayapi.Router
+}
+
+// newRouters builds both routers for the API server cfg names. It makes no request.
+func newRouters(cfg *rest.Config, log *slog.Logger) (routers, error) {
+	is, err := istio.NewRouter(cfg, istio.Options{Logger: log})
+	if err != nil {
+		return routers{}, err
+	}
+	gw, err := gatewayapi.NewRouter(cfg, gatewayapi.Options{Logger: log})
+	if err != nil {
+		return routers{}, err
+	}
+	return routers{istio: is, gateway: gw}, nil
+}
+
+// kubeRouter is what both routers do.
+type kubeRouter interface {
+	controller.Router
+	controller.Preflighter
+}
+
+func (r routers) of(doc *rollout.Document) kubeRouter {
+	if doc.Spec.Target().Gateway() {
+		return r.gateway
+	}
+	return r.istio
+}
+
+// SetWeights sets the weights of the rollout's route with the router of its kind.
+func (r routers) SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error {
+	return r.of(doc).SetWeights(ctx, doc, w)
+}
+
+// Preflight runs the preflight checks of the rollout's kind.
+func (r routers) Preflight(ctx context.Context, doc *rollout.Document) error {
+	return r.of(doc).Preflight(ctx, doc)
+}
