@@ -8,7 +8,7 @@ GOFLAGS  ?=
 PKGS     ?= ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build deps test test-short vet bench fuzz demo clean
+.PHONY: all build deps test test-short vet bench fuzz demo judge clean
 
 all: build
 
@@ -26,6 +26,10 @@ vet:
 # test runs everything: unit tests, and the tests that start real servers.
 test: deps vet
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+# judge runs only the judgement matrix (part of make test too) and prints its table.
+judge: deps
+	$(GO) test -race -count=1 -v -run TestJudgementMatrix -timeout $(TEST_TIMEOUT) ./test/judge
 
 # test-short runs the fast tests, which need nothing installed.
 test-short:

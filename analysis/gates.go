@@ -59,15 +59,29 @@ func (g *Gates) Probe() *Probe { return g.probe }
 // Close closes the probe's connections.
 func (g *Gates) Close() error { return g.probe.Close() }
 
-// Check runs the gates doc.Spec.Gates(w.Canary) names, at once, and returns their verdicts
-// in that order: one per metric while the canary has traffic (w.Canary > 0), then the
-// probe's. A gate that cannot decide returns an Error or Inconclusive verdict, never Pass;
-// a gate that panics returns an Error verdict that says so, and the panic goes no further.
+// Check is CheckStep for a step known only by its weights: the vs-stable gates start a new
+// step's counts when the canary weight changes.
 func (g *Gates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict {
+	return g.CheckStep(ctx, doc, rollout.StepKey{Rollout: doc.Name(), Step: w.Canary}, w)
+}
+
+// CheckStep runs the gates doc.Spec.Gates(w.Canary) names, at once, and returns their
+// verdicts in that order: one per metric while the canary has traffic (w.Canary > 0), then
+// the probe's. The vs-stable gates count from the start of the step key names; at weight 0
+// they only take a look, so that the next step counts from it. A gate that cannot decide
+// returns an Error or Inconclusive verdict, never Pass; a gate that panics returns an Error
+// verdict that says so, and the panic goes no further.
+func (g *Gates) CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict {
 	var metrics []*rollout.Metric
-	if a := doc.Spec.Analysis; a != nil && w.Canary > 0 {
+	var looks []*rollout.Metric // vs-stable gates at weight 0: a baseline look, no verdict
+	if a := doc.Spec.Analysis; a != nil {
 		for i := range a.Metrics {
-			metrics = append(metrics, &a.Metrics[i])
+			switch m := &a.Metrics[i]; {
+			case w.Canary > 0:
+				metrics = append(metrics, m)
+			case m.VsStable():
+				looks = append(looks, m)
+			}
 		}
 	}
 	n := len(metrics)
@@ -77,8 +91,19 @@ func (g *Gates) Check(ctx context.Context, doc *rollout.Document, w rollout.Weig
 	verdicts := make([]rollout.Verdict, n)
 	var wg sync.WaitGroup
 	for i, m := range metrics {
+		if m.VsStable() {
+			wg.Go(func() {
+				verdicts[i] = g.guard(m.GateName(), func() rollout.Verdict { v, _ := g.prom.checkStep(ctx, doc, m, key, w); return v })
+			})
+			continue
+		}
 		wg.Go(func() {
 			verdicts[i] = g.guard(m.GateName(), func() rollout.Verdict { return g.prom.Check(ctx, doc, m) })
+		})
+	}
+	for _, m := range looks {
+		wg.Go(func() {
+			g.guard(m.GateName(), func() rollout.Verdict { v, _ := g.prom.checkStep(ctx, doc, m, key, w); return v })
 		})
 	}
 	if doc.Spec.Probe != nil {

@@ -222,6 +222,12 @@ func backendOf(md metadata.MD, reply string) string {
 // returned OK with a reply that matches Expect (see replyMatches), and fails otherwise. A probe that cannot
 // run (a bad command line, no descriptors, an unknown method, ctx cancelled) is an Error
 // verdict, never a pass.
+//
+// With canaryAddress the calls go straight to the canary, whatever its weight; with
+// stableAddress too, the same calls to stable are made beside them as a control: when the
+// canary fails and stable fails as well, the verdict is Inconclusive (the probe or its
+// backend dependencies are broken, not the canary). A failing stable call never fails
+// the gate.
 func (p *Probe) Check(ctx context.Context, spec *rollout.Probe) rollout.Verdict {
 	v := rollout.Verdict{Gate: rollout.ProbeGate, Time: p.now(), Result: rollout.Error}
 	cmd, expect, err := probeSetup(spec)
@@ -230,7 +236,48 @@ func (p *Probe) Check(ctx context.Context, spec *rollout.Probe) rollout.Verdict 
 		return v
 	}
 	count, need := probeNeeds(spec)
-	timeout := probeTimeout(spec, cmd)
+	target := cmd
+	if spec.CanaryAddress != "" {
+		target = withAddress(cmd, spec.CanaryAddress)
+	}
+	passed, err := p.calls(ctx, &v, target, expect, count, probeTimeout(spec, cmd))
+	if err != nil {
+		v.Reason = fmt.Sprintf("probe cannot run: %v", err)
+		return v
+	}
+	v.Result = rollout.Fail
+	if passed >= need {
+		v.Result = rollout.Pass
+	}
+	v.Reason = fmt.Sprintf("%d of %d calls returned OK with a matching reply; %d needed", passed, count, need)
+	if spec.CanaryAddress != "" {
+		v.Reason = "canary: " + v.Reason
+	}
+	if spec.StableAddress != "" && spec.CanaryAddress != "" {
+		p.control(ctx, &v, spec, cmd, expect, count, need)
+	}
+	return v
+}
+
+// control makes the stable subset's calls beside the canary's. They are evidence only:
+// stable failing too turns the canary's failure into Inconclusive, never the other way.
+func (p *Probe) control(ctx context.Context, v *rollout.Verdict, spec *rollout.Probe, cmd *rollout.GRPCurlCommand, expect *rollout.Expect, count, need int) {
+	passed, err := p.calls(ctx, v, withAddress(cmd, spec.StableAddress), expect, count, probeTimeout(spec, cmd))
+	switch {
+	case err != nil:
+		v.Reason += fmt.Sprintf("; stable control cannot run: %v", err)
+	case passed >= need:
+		v.Reason += fmt.Sprintf("; stable: %d of %d", passed, count)
+	case v.Result == rollout.Fail:
+		v.Result = rollout.Inconclusive
+		v.Reason += fmt.Sprintf("; stable fails too (%d of %d): the probe, not the canary, is broken", passed, count)
+	default:
+		v.Reason += fmt.Sprintf("; stable: %d of %d (not counted against the canary)", passed, count)
+	}
+}
+
+// calls makes count calls of cmd, adds their evidence to v and returns how many passed.
+func (p *Probe) calls(ctx context.Context, v *rollout.Verdict, cmd *rollout.GRPCurlCommand, expect *rollout.Expect, count int, timeout time.Duration) (int, error) {
 	shown := displayCommand(cmd)
 	want := fmt.Sprintf("OK and reply ~ %q", expect.String())
 	passed := 0
@@ -240,8 +287,7 @@ func (p *Probe) Check(ctx context.Context, spec *rollout.Probe) rollout.Verdict 
 			err = fmt.Errorf("check interrupted: %w", ctx.Err())
 		}
 		if err != nil {
-			v.Reason = fmt.Sprintf("probe cannot run: %v", err)
-			return v
+			return passed, err
 		}
 		ev := callEvidence(shown, want, c)
 		if c.Code == codes.OK && replyMatches(expect, c.Reply) {
@@ -252,12 +298,14 @@ func (p *Probe) Check(ctx context.Context, spec *rollout.Probe) rollout.Verdict 
 		}
 		v.Evidence = append(v.Evidence, ev)
 	}
-	v.Result = rollout.Fail
-	if passed >= need {
-		v.Result = rollout.Pass
-	}
-	v.Reason = fmt.Sprintf("%d of %d calls returned OK with a matching reply; %d needed", passed, count, need)
-	return v
+	return passed, nil
+}
+
+// withAddress returns a copy of cmd that calls addr.
+func withAddress(cmd *rollout.GRPCurlCommand, addr string) *rollout.GRPCurlCommand {
+	c := *cmd
+	c.Address = addr
+	return &c
 }
 
 // replyMatches reports whether expect matches the reply as grpcurl prints it (indented

@@ -49,6 +49,7 @@ type Prometheus struct {
 	mu       sync.Mutex
 	apis     map[string]promv1.API
 	redactor map[string]*strings.Replacer
+	tracker  tracker // the vs-stable gates' counters
 }
 
 // NewPrometheus returns a Prometheus gate.
@@ -82,6 +83,10 @@ func NewPrometheus(o PrometheusOptions) *Prometheus {
 //
 // The evidence holds each rendered query with its value, threshold and sample count.
 func (p *Prometheus) Check(ctx context.Context, doc *rollout.Document, m *rollout.Metric) rollout.Verdict {
+	if m.VsStable() {
+		v, _ := p.checkStep(ctx, doc, m, rollout.StepKey{Rollout: doc.Name()}, rollout.CanaryAt(1))
+		return v
+	}
 	c := &check{p: p, m: m, v: rollout.Verdict{Gate: m.GateName(), Time: p.now()}}
 	addr := p.def
 	if doc.Spec.Analysis != nil && doc.Spec.Analysis.Prometheus.Address != "" {

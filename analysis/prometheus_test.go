@@ -52,7 +52,7 @@ func exporter(t testing.TB) (addr string, fill func()) {
 		t.Fatal(err)
 	}
 	req := func(tr traffic) istiometrics.Request {
-		return istiometrics.Request{Service: tr.service, Version: tr.version, GRPCCode: tr.code, Duration: tr.latency}
+		return istiometrics.Request{Reporter: "source", Service: tr.service, Version: tr.version, GRPCCode: tr.code, Duration: tr.latency}
 	}
 	for _, tr := range scenario {
 		m.Touch(req(tr))

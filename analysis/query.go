@@ -11,12 +11,13 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// canarySelector selects the gRPC requests to the canary, as reported by the destination's
-// proxy. For a VirtualService (.By is rollout.SelectBySubset) the canary is the subset named
-// by .Canary of the spec's service, the pods' version label as in the sample's
-// DestinationRule; for a Gateway API route (.By is rollout.SelectByService) it is the
-// Service named by .Canary.
-const canarySelector = `reporter="destination",` +
+// canarySelector selects the gRPC requests to the canary, as reported by the calling proxy
+// (the gateway or a client's sidecar): it also counts the calls it could not deliver to a
+// down canary, which the canary's own proxy never sees. For a VirtualService (.By is
+// rollout.SelectBySubset) the canary is the subset named by .Canary of the spec's service,
+// the pods' version label as in the sample's DestinationRule; for a Gateway API route (.By
+// is rollout.SelectByService) it is the Service named by .Canary.
+const canarySelector = `reporter="source",` +
 	`{{ if eq .By "` + rollout.SelectByService + `" }}destination_service_name="{{ .Canary }}",destination_service_namespace="{{ .Namespace }}"` +
 	`{{ else }}destination_service_name="{{ .Service }}",destination_version="{{ .Canary }}"{{ end }},request_protocol="grpc"`
 
@@ -70,7 +71,9 @@ func Render(m *rollout.Metric, vars rollout.QueryVars) (string, error) {
 	return render(text, vars)
 }
 
-func render(text string, vars rollout.QueryVars) (string, error) {
+func render(text string, vars rollout.QueryVars) (string, error) { return renderAny(text, vars) }
+
+func renderAny(text string, vars any) (string, error) {
 	t, err := template.New("query").Option("missingkey=error").Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("query template: %w", err)

@@ -82,9 +82,9 @@ func TestGatewayEvidence(t *testing.T) {
 		req istiometrics.Request
 		n   int
 	}{
-		{istiometrics.Request{Service: "greeter-v1", Namespace: "shop", Version: "v1", GRPCCode: codes.OK, Duration: 3 * time.Millisecond}, 100},
-		{istiometrics.Request{Service: "greeter-v2", Namespace: "shop", Version: "v1", GRPCCode: codes.OK, Duration: 3 * time.Millisecond}, 90},
-		{istiometrics.Request{Service: "greeter-v2", Namespace: "shop", Version: "v1", GRPCCode: codes.Unavailable, Duration: time.Millisecond}, 10},
+		{istiometrics.Request{Reporter: "source", Service: "greeter-v1", Namespace: "shop", Version: "v1", GRPCCode: codes.OK, Duration: 3 * time.Millisecond}, 100},
+		{istiometrics.Request{Reporter: "source", Service: "greeter-v2", Namespace: "shop", Version: "v1", GRPCCode: codes.OK, Duration: 3 * time.Millisecond}, 90},
+		{istiometrics.Request{Reporter: "source", Service: "greeter-v2", Namespace: "shop", Version: "v1", GRPCCode: codes.Unavailable, Duration: time.Millisecond}, 10},
 	}
 	for _, c := range calls {
 		m.Touch(c.req)
@@ -93,12 +93,23 @@ func TestGatewayEvidence(t *testing.T) {
 	t.Cleanup(srv.Close)
 	prom := promtest.StartT(t, strings.TrimPrefix(srv.URL, "http://"))
 	waitQuery(t, prom.URL, `count(istio_requests_total)`, func(v float64) bool { return v == 3 })
+	doc := grpcRouteDoc(t, prom.URL)
+	vsDoc := grpcRouteDoc(t, prom.URL)
+	vsDoc.Spec.Analysis.Metrics = []rollout.Metric{{Template: rollout.TemplateErrorsVsStable, MinRequests: 50, OnNoData: rollout.OnNoDataHold}}
+	gates := New(Options{})
+	t.Cleanup(func() { gates.Close() })
+	key := rollout.StepKey{Rollout: vsDoc.Name(), Run: 1, Step: 0}
+	gates.CheckStep(t.Context(), vsDoc, key, rollout.CanaryAt(0)) // the baseline look
 	for _, c := range calls {
 		m.Add(c.req, c.n)
 	}
 	waitQuery(t, prom.URL, `sum(istio_requests_total)`, func(v float64) bool { return v == 200 })
+	key.Step = 1
+	if vs := gates.CheckStep(t.Context(), vsDoc, key, rollout.CanaryAt(40)); len(vs) != 1 || vs[0].Test == nil ||
+		vs[0].Test.Canary.Requests != 100 || vs[0].Test.Canary.Errors != 10 || vs[0].Test.Stable.Requests != 100 {
+		t.Errorf("grpc-errors-vs-stable on two Services: %+v, want the canary Service's 10 of 100 failed and stable's 100", vs)
+	}
 
-	doc := grpcRouteDoc(t, prom.URL)
 	gate := NewPrometheus(PrometheusOptions{HTTPClient: &http.Client{Timeout: 5 * time.Second}})
 	v := gate.Check(t.Context(), doc, &doc.Spec.Analysis.Metrics[0])
 	if v.Result != rollout.Fail || len(v.Evidence) == 0 {

@@ -24,8 +24,12 @@ type Options struct {
 	Repo   Repo
 	Router Router
 	Gates  Gates
-	Clock  Clock
-	Logger *slog.Logger
+	// Converger, in gitops mode, delays a forward step's result (and so its bake) until the
+	// cluster carries its weights, for at most ConvergeTimeout (default 5m).
+	Converger       Converger
+	ConvergeTimeout time.Duration
+	Clock           Clock
+	Logger          *slog.Logger
 	// Identity names this replica in the history events it writes when it takes over a
 	// rollout (the lease identity, e.g. the pod's name).
 	Identity string

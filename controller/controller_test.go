@@ -92,7 +92,9 @@ func TestLoopStepsOnTicksAfterBake(t *testing.T) {
 		h.expect("09:09:59", rollout.Progressing, 0)
 		h.expect("09:10:00", rollout.Progressing, 40)
 		h.expect("09:19:59", rollout.Progressing, 40)
-		h.expect("09:20:00", rollout.Succeeded, 100)
+		h.expect("09:20:00", rollout.Progressing, 100) // the post-promotion bake: 5m, as the bake
+		h.expect("09:24:59", rollout.Progressing, 100)
+		h.expect("09:25:30", rollout.Succeeded, 100)
 		h.expect("10:00:00", rollout.Succeeded, 100)
 		if got, want := h.repo.weights(), []int{0, 40, 100}; !cmp.Equal(got, want) {
 			t.Errorf("commits of canary weights %v, want %v", got, want)
@@ -139,7 +141,8 @@ func TestLoopTakesOneStepPerTickAfterOutage(t *testing.T) {
 		h.expect("11:09:59", rollout.Progressing, 0)
 		h.expect("11:10:00", rollout.Progressing, 40) // one step, not a burst
 		h.expect("11:19:59", rollout.Progressing, 40)
-		h.expect("11:20:00", rollout.Succeeded, 100)
+		h.expect("11:20:00", rollout.Progressing, 100)
+		h.expect("11:25:30", rollout.Succeeded, 100)
 		if got, want := h.repo.weights(), []int{0, 40, 100}; !cmp.Equal(got, want) {
 			t.Errorf("commits of canary weights %v, want %v", got, want)
 		}
@@ -158,7 +161,20 @@ func TestLoopHoldsWhileInconclusive(t *testing.T) {
 		h.expect("09:10:00", rollout.Progressing, 40)
 		h.expect("09:30:00", rollout.Progressing, 40) // no data: hold, neither forward nor back
 		h.expect("09:39:59", rollout.Progressing, 40)
-		h.expect("09:40:00", rollout.Succeeded, 100)
+		h.expect("09:40:00", rollout.Progressing, 100)
+		h.expect("09:45:30", rollout.Succeeded, 100)
+	})
+}
+
+func TestLoopRollsBackDuringThePostPromotionBake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, at("09:03:00"), failFrom("09:21:00"))
+		defer h.stop()
+		h.expect("09:20:00", rollout.Progressing, 100)
+		h.expect("09:21:59", rollout.RolledBack, 0) // two failed checks at 100%: back at once
+		if evs := h.store.events("demo", rollout.EventSucceeded); len(evs) != 0 {
+			t.Errorf("succeeded events %+v for a canary that failed at 100%%", evs)
+		}
 	})
 }
 

@@ -148,6 +148,7 @@ func (d *decision) enterStep(k int) {
 	d.st.Step = k
 	d.st.StepSince, d.st.BakeSince = d.now, d.now
 	d.st.Gates = nil
+	d.st.Stuck = nil
 }
 
 func (d *decision) last() int { return len(d.spec.Steps) - 1 }
@@ -158,10 +159,12 @@ func (d *decision) tick(at time.Time) {
 	}
 	d.st.LastTick = at
 	if d.st.Phase != rollout.Progressing || d.st.Pending != nil || d.st.Step >= d.last() {
+		d.settle()
 		return
 	}
 	if why := d.notReady(); why != "" {
 		d.st.Message = "waiting: " + why
+		d.settle()
 		return
 	}
 	next := d.st.Step + 1
@@ -170,9 +173,12 @@ func (d *decision) tick(at time.Time) {
 }
 
 // notReady says why the current step may not advance yet, or "" when it may.
-func (d *decision) notReady() string {
+func (d *decision) notReady() string { return d.notReadyFor(d.spec.Bake()) }
+
+// notReadyFor is notReady for a step that must bake for bake.
+func (d *decision) notReadyFor(bake time.Duration) string {
 	if d.st.Step >= 0 {
-		if until := d.st.BakeSince.Add(d.spec.Bake()); d.now.Before(until) {
+		if until := d.st.BakeSince.Add(bake); d.now.Before(until) {
 			return fmt.Sprintf("baking until %s", until.Format(time.RFC3339))
 		}
 	}
@@ -222,7 +228,9 @@ func (d *decision) verdicts(vs []rollout.Verdict) {
 			reason += ": " + tripped.Reason
 		}
 		d.rollback(rollout.Rollback, rollout.RolledBack, "", reason)
+		return
 	}
+	d.settle()
 }
 
 // rollback takes all traffic off the canary at once: it never waits for a tick.
@@ -376,10 +384,20 @@ func (d *decision) applied(a Applied) {
 	}
 	d.event(kind, func(ev *rollout.Event) { ev.Actor, ev.Reason = p.Actor, p.Reason })
 	if (p.Kind == rollout.Forward || p.Kind == rollout.Promote) && p.Step == d.last() {
-		d.st.Phase = rollout.Succeeded
-		d.st.Message = fmt.Sprintf("succeeded: canary %s at 100%%", d.spec.Canary)
-		d.event(rollout.EventSucceeded, nil)
+		if p.Kind == rollout.Forward && d.spec.PostPromotionBake() > 0 {
+			d.st.Message = fmt.Sprintf("at 100%%: the gates watch canary %s for %s before it succeeds", d.spec.Canary, d.spec.PostPromotionBake())
+			return
+		}
+		d.succeed()
 	}
+}
+
+// succeed ends the run: the canary serves all traffic.
+func (d *decision) succeed() {
+	d.st.Phase = rollout.Succeeded
+	d.st.Stuck = nil
+	d.st.Message = fmt.Sprintf("succeeded: canary %s at 100%%", d.spec.Canary)
+	d.event(rollout.EventSucceeded, nil)
 }
 
 func (d *decision) failed(a Applied) {

@@ -18,7 +18,7 @@ func TestDependencyArrows(t *testing.T) {
 	}
 	forbidden := []string{"github.com/go-git/", "go.etcd.io/bbolt", "k8s.io/", "istio.io/", "google.golang.org/grpc",
 		"github.com/canarydio/canaryd/gitops", "github.com/canarydio/canaryd/store", "github.com/canarydio/canaryd/analysis",
-		"github.com/canarydio/canaryd/istio", "sigs.k8s.io/", "github.com/canarydio/canaryd/gatewayapi"}
+		"github.com/canarydio/canaryd/istio", "sigs.k8s.io/", "github.com/canarydio/canaryd/gatewayapi", "github.com/canarydio/canaryd/notify"}
 	for _, pkg := range strings.Fields(string(out)) {
 		for _, f := range forbidden {
 			if strings.HasPrefix(pkg, f) {

@@ -31,6 +31,11 @@ func (w *worker) guard(what string, call func() error) (err error) {
 func (w *worker) checkGuarded(ctx context.Context) []rollout.Verdict {
 	var vs []rollout.Verdict
 	err := w.guard("gates", func() error {
+		if sg, ok := w.c.opts.Gates.(StepGates); ok {
+			key := rollout.StepKey{Rollout: w.st.Rollout, Run: w.st.Run, Step: w.st.Step, Since: w.st.StepSince}
+			vs = sg.CheckStep(ctx, w.doc, key, w.st.Weights)
+			return nil
+		}
 		vs = w.c.opts.Gates.Check(ctx, w.doc, w.st.Weights)
 		return nil
 	})

@@ -95,6 +95,7 @@ func TestAdapterPanicIsTheRolloutsError(t *testing.T) {
 			t.Errorf("cluster canary = %d while the router panics, want 40", h.router.canary())
 		}
 		router.on.Store(false)
-		h.expect("09:50:00", rollout.Succeeded, 100)
+		h.expect("09:50:00", rollout.Progressing, 100) // applied at the next tick; the post-promotion bake begins
+		h.expect("09:56:00", rollout.Succeeded, 100)
 	})
 }

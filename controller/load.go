@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -9,6 +10,33 @@ import (
 
 // historyRebuildLimit bounds how many events are rebuilt from Git into an empty store.
 const historyRebuildLimit = 10000
+
+// errUnreadable is load's error when Git cannot say what it holds for a rollout the store
+// has never seen: the rollout waits (retrying with backoff) rather than start from a guess.
+var errUnreadable = errors.New("git cannot say what it holds for the rollout")
+
+// loadRetrying loads the state, retrying with backoff while Git cannot be read for a
+// rollout the store has never seen: that rollout waits alone, the others go on. It counts as
+// loaded after its first try, so that one unreadable rollout keeps no replica unready.
+func (w *worker) loadRetrying(ctx context.Context) error {
+	backoff := w.c.opts.RetryBackoff
+	for {
+		err := w.load(ctx)
+		w.loaded.Store(true)
+		if !errors.Is(err, errUnreadable) {
+			return err
+		}
+		w.log.Warn("rollout waits for git", "err", err, "retry", backoff)
+		t := w.c.opts.Clock.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		backoff = min(2*backoff, w.c.opts.MaxBackoff)
+	}
+}
 
 // load gives the worker its state before it moves anything. A new leader re-derives before
 // it moves: when the Repo can say what Git holds (an Observer) and the stored state does
@@ -31,7 +59,7 @@ func (w *worker) load(ctx context.Context) error {
 	ch, err := obs.Observe(w.doc)
 	if err != nil {
 		if !ok {
-			return fmt.Errorf("read what Git holds: %w", err)
+			return fmt.Errorf("%w: %w", errUnreadable, err)
 		}
 		w.log.Warn("read what git holds; going on from the stored state", "err", err)
 		w.st = st

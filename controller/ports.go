@@ -44,6 +44,15 @@ type Router interface {
 	SetWeights(ctx context.Context, doc *rollout.Document, w rollout.Weights) error
 }
 
+// Converger watches the cluster in gitops mode (no Router): after canaryd commits a step
+// forward, the step's bake starts only when the live VirtualService carries the committed
+// weights (Argo CD or Flux applied them).
+type Converger interface {
+	// WaitFor returns once the cluster holds w for the rollout, or an error when it does
+	// not within deadline. It changes nothing.
+	WaitFor(ctx context.Context, doc *rollout.Document, w rollout.Weights, deadline time.Duration) (time.Duration, error)
+}
+
 // Preflighter is a Router that can check, before the first step that sends traffic to the
 // canary, that the canary can take it (its subset is defined, its workload is available).
 type Preflighter interface {
@@ -55,6 +64,13 @@ type Gates interface {
 	// Check runs the rollout's gates for the canary at weights w and returns one verdict per
 	// gate. A gate that cannot decide returns an Error or Inconclusive verdict, never Pass.
 	Check(ctx context.Context, doc *rollout.Document, w rollout.Weights) []rollout.Verdict
+}
+
+// StepGates is Gates that keep counts between checks of a step (the vs-stable gates): the
+// controller tells them which step a check belongs to, so that a new step or run starts
+// afresh.
+type StepGates interface {
+	CheckStep(ctx context.Context, doc *rollout.Document, key rollout.StepKey, w rollout.Weights) []rollout.Verdict
 }
 
 // Store keeps each rollout's state and its history.

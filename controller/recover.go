@@ -17,7 +17,8 @@ import (
 //     afterwards, so the rollout is Overridden (Git wins) until it is resumed;
 //   - otherwise the commit's kind says it: a rollback is RolledBack, an abort Aborted, a
 //     pause Paused at its step, a step, promotion, resume or retry Progressing at its step
-//     (the run's last step forward is Succeeded).
+//     (the run's last step forward is Succeeded once its post-promotion bake is over, as
+//     far as the commit's time tells; a promotion at once).
 //
 // The current step's bake starts again at now and no gate has passed yet, so a rebuilt
 // rollout is judged afresh before it moves. A rebuilt state carries a pending Follow of the
@@ -61,7 +62,7 @@ func Recover(doc *rollout.Document, ch rollout.GitChange, now time.Time) rollout
 		st.Phase = rollout.Paused
 	case rollout.Forward, rollout.Promote:
 		st.Phase = rollout.Progressing
-		if st.Step == last && st.Step >= 0 && ch.Weights.Canary == doc.Spec.Steps[last] {
+		if st.Step == last && st.Step >= 0 && ch.Weights.Canary == doc.Spec.Steps[last] && watched(doc, rec, now) {
 			st.Phase = rollout.Succeeded
 		}
 	default: // resume, retry
@@ -69,6 +70,12 @@ func Recover(doc *rollout.Document, ch rollout.GitChange, now time.Time) rollout
 	}
 	follow.Step = st.Step
 	return st
+}
+
+// watched reports whether the run's last step, committed by rec, has been watched for its
+// post-promotion bake (a promotion has none): its commit is older than the bake.
+func watched(doc *rollout.Document, rec *rollout.Record, now time.Time) bool {
+	return rec.Kind == rollout.Promote || !now.Before(rec.Time.Add(doc.Spec.PostPromotionBake()))
 }
 
 // adoptStep returns the step whose weight is canary, or else the last step below it (-1

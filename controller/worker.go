@@ -63,10 +63,9 @@ func (w *worker) now() time.Time { return w.c.opts.Clock.Now() }
 
 func (w *worker) run(ctx context.Context) error {
 	defer close(w.stopped)
-	if err := w.load(ctx); err != nil {
+	if err := w.loadRetrying(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
-	w.loaded.Store(true)
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())
@@ -266,6 +265,9 @@ func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, er
 		}
 		if commit, err = w.commit(ctx, m); err != nil {
 			return "", err
+		}
+		if err := w.converge(ctx, m); err != nil {
+			return commit, err
 		}
 		return commit, w.apply(ctx, m)
 	}

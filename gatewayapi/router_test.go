@@ -273,7 +273,9 @@ func TestPreflight(t *testing.T) {
 // ClusterRole that deploy/canaryd/rbac.yaml grants it.
 func TestRBACEnough(t *testing.T) {
 	f := newFixture(t)
-	data, err := os.ReadFile("../deploy/canaryd/rbac.yaml")
+	// deploy/canaryd grants the routes Role per namespace (routes-rbac.yaml); an overlay
+	// copies it into each namespace canaryd drives, as here into the test's.
+	data, err := os.ReadFile("../deploy/canaryd/routes-rbac.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,13 +283,17 @@ func TestRBACEnough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cluster []*unstructured.Unstructured
 	for _, o := range objs {
-		if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
-			cluster = append(cluster, o)
+		o.SetNamespace(f.ns)
+		if o.GetKind() == "RoleBinding" {
+			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+			for _, s := range subjects {
+				s.(map[string]any)["namespace"] = "canaryd"
+			}
+			unstructured.SetNestedSlice(o.Object, subjects, "subjects")
 		}
 	}
-	if _, err := f.client.Create(context.Background(), cluster, false); err != nil && !strings.Contains(err.Error(), "already exists") {
+	if _, err := f.client.Create(context.Background(), objs, false); err != nil {
 		t.Fatal(err)
 	}
 	sa := rest.CopyConfig(f.env.Config)

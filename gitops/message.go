@@ -8,8 +8,8 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// The trailer keys of canaryd's commits. Rollout-Kind is one of step, rollback, abort,
-// promote, pause, resume and retry.
+// The trailer keys of canaryd's commits (docs/trailers.md describes each). Rollout-Kind
+// is one of step, rollback, abort, promote, pause, resume and retry.
 const (
 	TrailerRollout = "Rollout"
 	TrailerKind    = "Rollout-Kind"

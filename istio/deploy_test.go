@@ -4,10 +4,12 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -110,54 +112,112 @@ func TestDeploySampleAccepted(t *testing.T) {
 
 // TestDeployCanarydAccepted: every object kustomize renders from
 // deploy/canaryd is created by the API server, and the base holds what the
-// issue asks for.
+// issue asks for: a StatefulSet with a claim for the data dir, a
+// PodDisruptionBudget, a pinned image, and rights on VirtualServices only in
+// the namespaces it lists.
 func TestDeployCanarydAccepted(t *testing.T) {
 	env := kubetest.Start(t)
 	objs := installCanaryd(t, env)
 	var kinds []string
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
-		if o.GetKind() != "Namespace" && !isClusterScoped(o.GetKind()) && o.GetNamespace() != "canaryd" {
-			t.Errorf("%s/%s is in namespace %q, want canaryd", o.GetKind(), o.GetName(), o.GetNamespace())
+		want := "canaryd"
+		if o.GetName() == "canaryd-routes" {
+			want = "default" // routes-rbac.yaml's namespace, where deploy/sample lives
+		}
+		if o.GetKind() != "Namespace" && !isClusterScoped(o.GetKind()) && o.GetNamespace() != want {
+			t.Errorf("%s/%s is in namespace %q, want %s", o.GetKind(), o.GetName(), o.GetNamespace(), want)
+		}
+		if isClusterScoped(o.GetKind()) {
+			t.Errorf("deploy/canaryd has the cluster-wide %s/%s", o.GetKind(), o.GetName())
 		}
 	}
-	for _, want := range []string{"Namespace/canaryd", "ServiceAccount/canaryd", "ClusterRole/canaryd",
-		"ClusterRoleBinding/canaryd", "Role/canaryd-leader-election", "RoleBinding/canaryd-leader-election",
-		"Secret/canaryd", "Service/canaryd", "Deployment/canaryd"} {
+	for _, want := range []string{"Namespace/canaryd", "ServiceAccount/canaryd", "Role/canaryd-routes",
+		"RoleBinding/canaryd-routes", "Role/canaryd-leader-election", "RoleBinding/canaryd-leader-election",
+		"Secret/canaryd", "Service/canaryd", "StatefulSet/canaryd", "PodDisruptionBudget/canaryd"} {
 		if !slices.Contains(kinds, want) {
 			t.Errorf("deploy/canaryd lacks %s (has %v)", want, kinds)
 		}
 	}
 	kube := kubernetes.NewForConfigOrDie(env.Config)
-	d, err := kube.AppsV1().Deployments("canaryd").Get(context.Background(), "canaryd", metav1.GetOptions{})
+	d, err := kube.AppsV1().StatefulSets("canaryd").Get(context.Background(), "canaryd", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := *d.Spec.Replicas; got != 2 {
 		t.Errorf("replicas %d, want 2", got)
 	}
-	if got := d.Spec.Template.Spec.ServiceAccountName; got != "canaryd" {
+	pod := d.Spec.Template.Spec
+	if got := pod.ServiceAccountName; got != "canaryd" {
 		t.Errorf("serviceAccountName %q, want canaryd", got)
 	}
-	sc := d.Spec.Template.Spec.SecurityContext
+	if img := pod.Containers[0].Image; !strings.HasPrefix(img, "ghcr.io/canarydio/canaryd:v") {
+		t.Errorf("image %q, want a pinned release tag", img)
+	}
+	sc := pod.SecurityContext
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Error("the pod may run as root")
 	}
 	var vols []string
-	for _, v := range d.Spec.Template.Spec.Volumes {
+	for _, v := range pod.Volumes {
 		switch {
 		case v.ConfigMap != nil:
 			vols = append(vols, "configmap")
 		case v.Secret != nil:
 			vols = append(vols, "secret")
-		case v.EmptyDir != nil && v.Name == "data":
-			vols = append(vols, "data")
 		}
 	}
-	slices.Sort(vols)
-	if !slices.Equal(vols, []string{"configmap", "data", "secret"}) {
-		t.Errorf("volumes %v, want the config, the secret and a data dir", vols)
+	for _, c := range d.Spec.VolumeClaimTemplates {
+		vols = append(vols, "claim:"+c.Name)
 	}
+	slices.Sort(vols)
+	if !slices.Equal(vols, []string{"claim:data", "configmap", "secret"}) {
+		t.Errorf("volumes %v, want the config, the secret and a claim for the data dir", vols)
+	}
+	pdb, err := kube.PolicyV1().PodDisruptionBudgets("canaryd").Get(context.Background(), "canaryd", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pdb.Spec.Selector == nil || pdb.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != "canaryd" {
+		t.Errorf("the PodDisruptionBudget selects %v, not canaryd's pods", pdb.Spec.Selector)
+	}
+}
+
+// grantRoutes gives canaryd's ServiceAccount deploy/canaryd's routes Role in
+// ns, as an overlay that lists ns does.
+func grantRoutes(t *testing.T, env *kubetest.Env, objs []*unstructured.Unstructured, ns string) {
+	t.Helper()
+	var grant []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetName() == "canaryd-routes" {
+			c := o.DeepCopy()
+			c.SetNamespace(ns)
+			c.SetResourceVersion("")
+			c.SetUID("")
+			grant = append(grant, c)
+		}
+	}
+	if len(grant) != 2 {
+		t.Fatalf("deploy/canaryd has %d canaryd-routes objects, want a Role and a RoleBinding", len(grant))
+	}
+	c, err := kubetest.NewClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(context.Background(), grant, false); err != nil {
+		t.Fatalf("grant the routes Role in %s: %v", ns, err)
+	}
+	// The API server's authorizer learns of the binding from its informers: wait for it.
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: canarydSA,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Group: "networking.istio.io", Resource: "virtualservices"}}}
+	kubetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		got, err := kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return got.Status.Allowed, "the routes Role is not in force yet"
+	})
 }
 
 func isClusterScoped(kind string) bool {
@@ -172,14 +232,21 @@ func impersonate(env *kubetest.Env, user string) *rest.Config {
 }
 
 // TestDeployRBACEnough runs the Router and leader election as deploy/canaryd's
-// ServiceAccount: everything canaryd does is allowed, Secrets are not.
+// ServiceAccount: in a namespace the base does not list, nothing is allowed;
+// once the routes Role is granted there, everything canaryd does is allowed,
+// Secrets are not.
 func TestDeployRBACEnough(t *testing.T) {
 	f := newFixture(t, nil)
-	installCanaryd(t, f.env)
+	objs := installCanaryd(t, f.env)
 	f.createApp(t, "grpc-helloworld-py-v1", "grpc-helloworld-py-v2")
 	sa := impersonate(f.env, canarydSA)
 	r := f.router(t, sa)
 	ctx := context.Background()
+	// Not listed: the ServiceAccount may not touch the namespace's VirtualServices.
+	if err := r.SetWeights(ctx, f.doc, rollout.CanaryAt(40)); !kubetest.IsForbidden(err) {
+		t.Fatalf("SetWeights in a namespace deploy/canaryd does not list = %v, want forbidden", err)
+	}
+	grantRoutes(t, f.env, objs, f.ns)
 	if err := r.Preflight(ctx, f.doc); err != nil {
 		t.Fatalf("Preflight as the ServiceAccount: %v", err)
 	}

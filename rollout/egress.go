@@ -191,8 +191,19 @@ func (p *EgressPolicy) Check(doc *Document) Problems {
 			}
 		}
 	}
-	if pr := doc.Spec.Probe; pr != nil && pr.Command != nil {
-		p.checkProbe(pr.Command, func(format string, args ...any) { bad("spec.probe.grpcurl", format, args...) })
+	if pr := doc.Spec.Probe; pr != nil {
+		if pr.Command != nil {
+			p.checkProbe(pr.Command, func(format string, args ...any) { bad("spec.probe.grpcurl", format, args...) })
+		}
+		for _, a := range [...]struct{ field, addr string }{
+			{"spec.probe.canaryAddress", pr.CanaryAddress}, {"spec.probe.stableAddress", pr.StableAddress},
+		} {
+			if h, _, err := net.SplitHostPort(a.addr); a.addr != "" && err == nil {
+				if why := p.Target(h); why != "" {
+					bad(a.field, "egress refused: %s", why)
+				}
+			}
+		}
 	}
 	return ps
 }

@@ -104,3 +104,24 @@ func TestEgressCheckPositions(t *testing.T) {
 		t.Error("/etc/sslx/a passed a policy that allows only /etc/ssl")
 	}
 }
+
+// TestEgressPinnedProbeAddresses: the addresses a probe pins its calls to are targets too.
+func TestEgressPinnedProbeAddresses(t *testing.T) {
+	spec := base + `  probe:
+    grpcurl: -plaintext gw:8080 helloworld.Greeter/SayHello
+    canaryAddress: 169.254.169.254:50051
+    stableAddress: 10.0.0.7:50051
+`
+	docs, err := Parse("r.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := CompileEgress(Egress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := pol.Check(docs[0])
+	if len(ps) != 1 || ps[0].Field != "spec.probe.canaryAddress" || !strings.Contains(ps[0].Msg, "link-local") {
+		t.Errorf("problems %v, want the canary address refused alone", ps)
+	}
+}

@@ -172,7 +172,7 @@ func (d *decoder) decodeDuration(path string, n *yaml.Node, v reflect.Value) {
 		d.errorf(posOf(n), path, "%q is not a duration (write it like 30s, 5m or 1h30m)", s)
 		return
 	}
-	if dur <= 0 {
+	if dur < 0 || dur == 0 && !strings.HasSuffix(path, ".postPromotionBake") { // 0s: no watch at 100 %
 		d.errorf(posOf(n), path, "must be positive, not %s", s)
 		return
 	}
@@ -404,6 +404,9 @@ func applyDefaults(doc *Document) {
 				m.OnNoData = OnNoDataHold
 			}
 		}
+	}
+	if s.OnProgressDeadline == "" {
+		s.OnProgressDeadline = OnProgressDeadlineHold
 	}
 	if p := s.Probe; p != nil {
 		if p.Count == 0 {

@@ -29,11 +29,17 @@ func TestExampleIsValid(t *testing.T) {
 	if s.Analysis.Bake.Duration != 5*time.Minute || s.Analysis.FailureLimit != 2 || s.Analysis.Interval.Duration != 30*time.Second {
 		t.Errorf("analysis = %+v", s.Analysis)
 	}
-	lat := &s.Analysis.Metrics[1]
+	if m := s.Analysis.Metrics[0]; m.Template != TemplateErrorsVsStable || m.AlphaOr() != 0.01 || m.MinCanaryRequests() != 1000 {
+		t.Errorf("the default gate = %+v, want grpc-errors-vs-stable", m)
+	}
+	if lv := &s.Analysis.Metrics[1]; lv.Max.For(lv) != 100 {
+		t.Errorf("latency-vs-stable max = %v ms, want 100", lv.Max.For(lv))
+	}
+	lat := &s.Analysis.Metrics[3]
 	if got := lat.Max.For(lat); got != 500 {
 		t.Errorf("latency max = %v ms, want 500", got)
 	}
-	if m := s.Analysis.Metrics[0]; m.OnNoData != "hold" || m.MinRequests != 20 || m.Window.Duration != time.Minute {
+	if m := s.Analysis.Metrics[2]; m.OnNoData != "hold" || m.MinRequests != 20 || m.Window.Duration != time.Minute {
 		t.Errorf("success-rate metric = %+v", m)
 	}
 	cmd := s.Probe.Command
@@ -70,6 +76,13 @@ func TestValidationProblems(t *testing.T) {
 		edit func(string) string
 		want []string // FILE:LINE:COL: field: why prefixes, in order
 	}{
+		{"a vs-stable gate's settings", func(s string) string {
+			return s + "  analysis:\n    metrics:\n      - template: grpc-errors-vs-stable\n        alpha: 2\n        min: 0.5\n        tolerance: -1\n      - template: grpc-latency-vs-stable\n"
+		}, []string{
+			`f.yaml:16:16: spec.analysis.metrics[0].alpha: must be within (0, 0.5], not 2`,
+			`f.yaml:17:14: spec.analysis.metrics[0].min: grpc-errors-vs-stable takes no min`,
+			`f.yaml:18:20: spec.analysis.metrics[0].tolerance: must not be negative`,
+		}},
 		{"the issue's four problems", func(s string) string {
 			s = strings.Replace(s, "canary: v2", "canary: v1", 1)
 			s = strings.Replace(s, "[0, 40, 100]", "[0, 140, 100]\n  stpes: [1]", 1)

@@ -19,7 +19,7 @@ const (
 )
 
 // Templates lists the built-in metric templates.
-var Templates = []string{TemplateSuccessRate, TemplateLatencyP99, TemplateRequestRate}
+var Templates = []string{TemplateSuccessRate, TemplateLatencyP99, TemplateRequestRate, TemplateErrorsVsStable, TemplateLatencyVsStable}
 
 // ProbeGate is the gate name of the gRPC probe's verdicts.
 const ProbeGate = "probe"
@@ -95,6 +95,11 @@ type Spec struct {
 	TimeZone string    `yaml:"timeZone"`
 	Analysis *Analysis `yaml:"analysis"`
 	Probe    *Probe    `yaml:"probe"`
+	// ProgressDeadline is how long a step may go without being able to decide (no
+	// traffic, no data, gates that neither pass nor trip) before OnProgressDeadline is
+	// taken; 0 means no deadline.
+	ProgressDeadline   Duration `yaml:"progressDeadline"`
+	OnProgressDeadline string   `yaml:"onProgressDeadline"`
 }
 
 // ObjectRef names a namespaced Kubernetes object.
@@ -107,11 +112,14 @@ func (r ObjectRef) String() string { return r.Namespace + "/" + r.Name }
 
 // Analysis says how the canary's metrics gate each step.
 type Analysis struct {
-	Interval     Duration   `yaml:"interval"`
-	Bake         Duration   `yaml:"bake"`
-	FailureLimit int        `yaml:"failureLimit"`
-	Prometheus   Prometheus `yaml:"prometheus"`
-	Metrics      []Metric   `yaml:"metrics"`
+	Interval Duration `yaml:"interval"`
+	Bake     Duration `yaml:"bake"`
+	// PostPromotionBake is how long the gates keep checking the canary at 100 % before the
+	// rollout is Succeeded; unset means Bake, 0s means none.
+	PostPromotionBake Duration   `yaml:"postPromotionBake"`
+	FailureLimit      int        `yaml:"failureLimit"`
+	Prometheus        Prometheus `yaml:"prometheus"`
+	Metrics           []Metric   `yaml:"metrics"`
 }
 
 // Prometheus is where metrics are queried.
@@ -134,6 +142,10 @@ type Metric struct {
 	// CompareToStable, when set, also fails the check when the canary is worse than the
 	// stable subset by more than Margin in the same window.
 	CompareToStable *Compare `yaml:"compareToStable"`
+	// Alpha and Tolerance tune the vs-stable gates (see TemplateErrorsVsStable); nil means
+	// DefaultAlpha and DefaultTolerance.
+	Alpha     *float64 `yaml:"alpha"`
+	Tolerance *float64 `yaml:"tolerance"`
 }
 
 // GateName is the name the metric's verdicts carry: its name, or else its template.
@@ -157,6 +169,12 @@ type Probe struct {
 	Count      int      `yaml:"count"`
 	MinSuccess *float64 `yaml:"minSuccess"`
 	Timeout    Duration `yaml:"timeout"`
+	// CanaryAddress, when set, is where the calls go instead of the command's address:
+	// straight to the canary subset (its Service or pod address), so the probe tests the
+	// canary at any weight, 0 % included. StableAddress adds the same calls to stable as a
+	// control, which never counts against the canary.
+	CanaryAddress string `yaml:"canaryAddress"`
+	StableAddress string `yaml:"stableAddress"`
 
 	// Command is GRPCurl parsed; set by Parse.
 	Command *GRPCurlCommand `yaml:"-"`
@@ -185,7 +203,7 @@ func (t Threshold) For(m *Metric) float64 {
 	if t.Dur == 0 {
 		return t.Value
 	}
-	if m.Template == TemplateLatencyP99 {
+	if m.Template == TemplateLatencyP99 || m.Template == TemplateLatencyVsStable {
 		return float64(t.Dur) / float64(time.Millisecond)
 	}
 	return t.Dur.Seconds()

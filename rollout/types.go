@@ -26,7 +26,8 @@ func (w Weights) String() string { return fmt.Sprintf("%d/%d", w.Stable, w.Canar
 // Phase is where a rollout is in its life. Phases are persisted as these strings.
 type Phase string
 
-// The phases of DESIGN.md's life of a rollout, plus Invalid for a spec that does not validate.
+// The phases of a rollout's life (docs/spec.md, "Phases"), plus Invalid for a spec that does
+// not validate.
 const (
 	Idle        Phase = "Idle"
 	Progressing Phase = "Progressing"
@@ -70,6 +71,8 @@ type Verdict struct {
 	Time     time.Time  `json:"time"`
 	Reason   string     `json:"reason,omitempty"`
 	Evidence []Evidence `json:"evidence,omitempty"`
+	// Test is the statistical test of a vs-stable gate, with its counts.
+	Test *TestEvidence `json:"test,omitempty"`
 }
 
 // Evidence is one measurement behind a verdict: a PromQL query and its value against the
@@ -177,10 +180,12 @@ type State struct {
 	// expects it at the branch head; anything newer is an external change.
 	Own string `json:"own,omitempty"`
 	// LastVerdict is the most recent verdict of any gate.
-	LastVerdict *Verdict  `json:"lastVerdict,omitempty"`
-	Commit      string    `json:"commit,omitempty"`
-	Message     string    `json:"message,omitempty"`
-	Updated     time.Time `json:"updated"`
+	LastVerdict *Verdict `json:"lastVerdict,omitempty"`
+	// Stuck is set while the current step is past its progress deadline.
+	Stuck   *Condition `json:"stuck,omitempty"`
+	Commit  string     `json:"commit,omitempty"`
+	Message string     `json:"message,omitempty"`
+	Updated time.Time  `json:"updated"`
 }
 
 // EventKind names what an Event records.

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -47,6 +48,7 @@ func validate(d *decoder, doc *Document) {
 	if s.Probe != nil {
 		v.probe(s.Probe)
 	}
+	v.deadline(s)
 }
 
 type validator struct{ d *decoder }
@@ -139,6 +141,20 @@ func (v validator) steps(steps []int) {
 	}
 }
 
+// deadline checks the progress deadline against the bake it must outlast.
+func (v validator) deadline(s *Spec) {
+	switch s.OnProgressDeadline {
+	case "", OnProgressDeadlineHold, OnProgressDeadlineRollback:
+	default:
+		v.bad("spec.onProgressDeadline", "must be %q or %q, not %q", OnProgressDeadlineHold, OnProgressDeadlineRollback, s.OnProgressDeadline)
+	}
+	if d := s.ProgressDeadline.Duration; d < 0 {
+		v.bad("spec.progressDeadline", "must not be negative, not %s", d)
+	} else if d > 0 && (d <= s.Bake() || d <= s.PostPromotionBake()) {
+		v.bad("spec.progressDeadline", "%s must be longer than the bake (%s) and the post-promotion bake (%s)", d, s.Bake(), s.PostPromotionBake())
+	}
+}
+
 func (v validator) analysis(a *Analysis) {
 	if a.FailureLimit < 0 {
 		v.bad("spec.analysis.failureLimit", "must be at least 1, not %d", a.FailureLimit)
@@ -179,17 +195,42 @@ func (v validator) metric(base string, m *Metric) {
 			v.bad(base+".query", "%v", err)
 		}
 	}
-	if m.Min == nil && m.Max == nil && m.CompareToStable == nil {
+	if m.VsStable() {
+		v.vsStable(base, m)
+	} else if m.Min == nil && m.Max == nil && m.CompareToStable == nil {
 		v.bad(base, "needs min, max or compareToStable")
 	}
 	if m.Min != nil && m.Max != nil && m.Min.For(m) > m.Max.For(m) {
 		v.bad(base+".min", "min %s is greater than max %s", m.Min, m.Max)
 	}
+	v.ratioBounds(base, m)
 	if m.MinRequests < 0 {
 		v.bad(base+".minRequests", "must not be negative")
 	}
 	if m.OnNoData != OnNoDataHold && m.OnNoData != OnNoDataFail {
 		v.bad(base+".onNoData", "must be %q or %q, not %q", OnNoDataHold, OnNoDataFail, m.OnNoData)
+	}
+}
+
+// vsStable checks the settings of a gate that compares with stable from counters.
+func (v validator) vsStable(base string, m *Metric) {
+	if m.Alpha != nil && (*m.Alpha <= 0 || *m.Alpha > 0.5) {
+		v.bad(base+".alpha", "must be within (0, 0.5], not %v", *m.Alpha)
+	}
+	if m.Tolerance != nil && *m.Tolerance < 0 {
+		v.bad(base+".tolerance", "must not be negative, not %v", *m.Tolerance)
+	}
+	if m.Min != nil {
+		v.bad(base+".min", "%s takes no min; use max", m.Template)
+	}
+	if m.CompareToStable != nil {
+		v.bad(base+".compareToStable", "%s always compares with stable", m.Template)
+	}
+	if m.Template == TemplateErrorsVsStable && m.Max != nil && (m.Max.Dur != 0 || m.Max.Value < 0 || m.Max.Value > 1) {
+		v.bad(base+".max", "is the canary's highest error ratio when it serves alone, within 0..1, not %s", m.Max)
+	}
+	if m.Template == TemplateLatencyVsStable && m.Max != nil && m.Max.For(m) < 0 {
+		v.bad(base+".max", "must not be negative, not %s", m.Max)
 	}
 }
 
@@ -209,6 +250,14 @@ func (v validator) probe(p *Probe) {
 	}
 	if p.Count > MaxProbeCount {
 		v.bad("spec.probe.count", "must be at most %d calls per check, not %d", MaxProbeCount, p.Count)
+	}
+	for field, addr := range map[string]string{"canaryAddress": p.CanaryAddress, "stableAddress": p.StableAddress} {
+		if _, port, err := net.SplitHostPort(addr); addr != "" && (err != nil || port == "") {
+			v.bad("spec.probe."+field, "%q is not HOST:PORT", addr)
+		}
+	}
+	if p.StableAddress != "" && p.CanaryAddress == "" {
+		v.bad("spec.probe.stableAddress", "is a control for canaryAddress; set canaryAddress too")
 	}
 	if ms := *p.MinSuccess; ms < 0 || ms > 1 {
 		v.bad("spec.probe.minSuccess", "must be within 0..1, not %v", ms)

@@ -25,8 +25,9 @@ type Scenario string
 const (
 	// Success: a healthy v2 goes 0 → 40 → 100 and the rollout Succeeds.
 	Success Scenario = "success"
-	// Fail: v2 answers UNAVAILABLE on 20% of calls; canaryd rolls back at 40 and Git
-	// ends at 100/0 with a Rollout-Reason.
+	// Fail: once the gateway routes 40% to it, v2 answers UNAVAILABLE on 20% of calls
+	// (a canary that breaks under load, past the probe at 0%); canaryd rolls back at 40 and
+	// Git ends at 100/0 with a Rollout-Reason.
 	Fail Scenario = "fail"
 	// Revert: after the 40% step a person reverts canaryd's commit and pushes; canaryd
 	// is Overridden, follows Git back to v1 and pushes nothing after the person.
@@ -100,14 +101,15 @@ type Result struct {
 
 // player holds a scenario's progress.
 type player struct {
-	w      *World
-	sc     Scenario
-	o      PlayOptions
-	start  time.Time
-	notes  []string
-	revert string    // the person's revert commit
-	quiet  time.Time // since when the revert scenario has looked finished
-	routed time.Time // when the gateway was first seen routing by the 40% commit
+	w       *World
+	sc      Scenario
+	o       PlayOptions
+	start   time.Time
+	notes   []string
+	revert  string    // the person's revert commit
+	quiet   time.Time // since when the revert scenario has looked finished
+	routed  time.Time // when the gateway was first seen routing by the 40% commit
+	failing bool      // v2 has been told to fail (the fail scenario)
 }
 
 // Play runs scenario sc on the world until it ends as it should, ends otherwise, or times
@@ -123,10 +125,6 @@ func (w *World) Play(ctx context.Context, sc Scenario, o PlayOptions) (Result, e
 		o.Settle = 8 * time.Second
 	}
 	p := &player{w: w, sc: sc, o: o, start: time.Now()}
-	if sc == Fail {
-		w.V2.SetErrors(FailRate, codes.Unavailable)
-		p.note("v2 now answers UNAVAILABLE on %.0f%% of calls", FailRate*100)
-	}
 	deadline := time.NewTimer(o.Timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(o.Poll)
@@ -187,6 +185,11 @@ func describe(o Observation) string {
 
 // step performs the scenario's actions due now and tells whether the scenario is over.
 func (p *player) step(ctx context.Context, obs Observation, log []Commit) (done, ok bool, why string) {
+	if p.sc == Fail && !p.failing && obs.Gateway.Canary == 40 {
+		p.w.V2.SetErrors(FailRate, codes.Unavailable)
+		p.failing = true
+		p.note("v2 now answers UNAVAILABLE on %.0f%% of calls", FailRate*100)
+	}
 	if p.sc == Revert && p.revert == "" {
 		// A person notices the canary once it takes traffic: the gateway has routed by the
 		// 40% commit for a second.

@@ -42,6 +42,11 @@ type SpecTimings struct {
 	Interval time.Duration // analysis interval
 	Bake     time.Duration
 	Window   time.Duration // the success rate's window
+	// MinRequests is how many canary calls the vs-stable gates need in a step before a
+	// quiet test may pass; 0 means 1000, enough to catch a 2% regression at 40%.
+	MinRequests int
+	// ProgressDeadline, when set, is the spec's progressDeadline (onProgressDeadline: hold).
+	ProgressDeadline time.Duration
 }
 
 // DefaultTimings keep a whole scenario well under a minute.
@@ -58,8 +63,9 @@ func TimingsFor(sc Scenario) SpecTimings {
 	return t
 }
 
-var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as DESIGN.md's example, tuned for a demo that lasts a minute:
-# a step every 5s, gated by the canary's gRPC success rate in Prometheus and by a
+var specTmpl = template.Must(template.New("spec").Parse(`# The sample's rollout, as the README's example, tuned for a demo that lasts a minute:
+# a step every 5s, gated by an anytime-valid test of the canary's gRPC errors against
+# v1's (counted from Prometheus' raw counters), its p99 latency against v1's, and a
 # grpcurl call through the gateway.
 apiVersion: canaryd.io/v1alpha1
 kind: Rollout
@@ -69,23 +75,41 @@ spec:
 {{ .Target }}  manifest: {{ .Manifest }}
   steps: [0, 40, 100]
   schedule: "{{ .T.Schedule }}"
+{{- if .T.ProgressDeadline }}
+  progressDeadline: {{ .T.ProgressDeadline }}
+  onProgressDeadline: hold
+{{- end }}
   analysis:
     interval: {{ .T.Interval }}
     bake: {{ .T.Bake }}
     failureLimit: 2     # Prometheus: the daemon's default (canaryd.yaml)
     metrics:
-      - template: grpc-success-rate
-        min: 0.95
-        window: {{ .T.Window }}
-        minRequests: 20
+      - template: grpc-errors-vs-stable   # rolls back a worse canary, alpha: false rollbacks
+        alpha: 0.01
+        tolerance: 0.5                    # "not worse" means at most 1.5 times v1's error rate
+        minRequests: {{ .MinRequests }}                  # canary calls a step needs before a quiet test passes
         onNoData: hold
+      - template: grpc-latency-vs-stable
+        max: 100ms                        # p99 may exceed v1's by this much
+        minRequests: {{ .MinRequests }}
   probe:
     grpcurl: -d '{"name":"Jack"}' -plaintext {{ .Gateway }} helloworld.Greeter/SayHello
     expect: "Hello, Jack!"
-    count: 3
-    minSuccess: 1.0
+    count: 5
+    minSuccess: 0.6     # a smoke test: the statistics are the metrics' job
     timeout: 2s
+{{- if .V2 }}
+    canaryAddress: {{ .V2 }}          # straight to v2, so the probe tests it at 0 % too
+    stableAddress: {{ .V1 }}          # a control: a failing v1 never counts against v2
+{{- end }}
 `))
+
+func minRequests(t SpecTimings) int {
+	if t.MinRequests > 0 {
+		return t.MinRequests
+	}
+	return 1000
+}
 
 // RolloutSpec returns the demo's Rollout spec, probing through gateway (host:port).
 func RolloutSpec(gateway string, t SpecTimings) []byte {
@@ -94,9 +118,17 @@ func RolloutSpec(gateway string, t SpecTimings) []byte {
 
 // RolloutSpec returns the demo's Rollout spec of the sample, probing through gateway.
 func (s Sample) RolloutSpec(gateway string, t SpecTimings) []byte {
+	return s.RolloutSpecPinned(gateway, t, "", "")
+}
+
+// RolloutSpecPinned is RolloutSpec with a probe that calls greeter v2 at v2 and greeter v1
+// at v1 (host:port) straight, so it reaches the canary at any weight; empty addresses
+// probe through the gateway.
+func (s Sample) RolloutSpecPinned(gateway string, t SpecTimings, v1, v2 string) []byte {
 	var b bytes.Buffer
 	err := specTmpl.Execute(&b, map[string]any{
 		"Name": RolloutName, "Target": s.target, "Manifest": s.Manifest, "Gateway": gateway, "T": t,
+		"MinRequests": minRequests(t), "V1": v1, "V2": v2,
 	})
 	if err != nil {
 		panic(err) // the template and its data are fixed
@@ -104,7 +136,7 @@ func (s Sample) RolloutSpec(gateway string, t SpecTimings) []byte {
 	return b.Bytes()
 }
 
-var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (DESIGN.md's format), gitops mode: no
+var configTmpl = template.Must(template.New("config").Parse(`# canaryd serve's configuration for the demo (docs/config.md's format), gitops mode: no
 # kubernetes section, so canaryd only commits and the gateway follows Git.
 listen: {{ .Listen }}
 dataDir: {{ .DataDir }}

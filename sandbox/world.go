@@ -192,7 +192,7 @@ func (w *World) startGateway(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w (is another demo running?)", err)
 	}
 	addr := lis.Addr().String()
-	spec := w.Sample.RolloutSpec(addr, w.opts.Timings)
+	spec := w.Sample.RolloutSpecPinned(addr, w.opts.Timings, w.addrs[0], w.addrs[1])
 	if err := seedRemote(ctx, w.Workdir, w.Remote, w.Sample, spec); err != nil {
 		lis.Close()
 		return fmt.Errorf("seed %s: %w", w.Remote, err)

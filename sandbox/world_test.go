@@ -66,7 +66,7 @@ func TestGRPCRouteSample(t *testing.T) {
 }
 
 func TestRolloutSpecValidates(t *testing.T) {
-	docs, err := rollout.Parse(RolloutFile, RolloutSpec("127.0.0.1:18080", DefaultTimings))
+	docs, err := rollout.Parse(RolloutFile, SampleVirtualService.RolloutSpecPinned("127.0.0.1:18080", DefaultTimings, "127.0.0.1:50051", "127.0.0.1:50052"))
 	if err != nil {
 		t.Fatalf("the demo's spec:\n%v", err)
 	}
@@ -76,6 +76,12 @@ func TestRolloutSpecValidates(t *testing.T) {
 	s := docs[0].Spec
 	if got := s.Probe.Command; got == nil || !strings.Contains(s.Probe.GRPCurl, "127.0.0.1:18080") {
 		t.Errorf("probe %q does not aim at the gateway", s.Probe.GRPCurl)
+	}
+	if s.Probe.CanaryAddress != "127.0.0.1:50052" || s.Probe.StableAddress != "127.0.0.1:50051" {
+		t.Errorf("probe pinned to %q (canary) and %q (stable)", s.Probe.CanaryAddress, s.Probe.StableAddress)
+	}
+	if m := s.Analysis.Metrics; len(m) != 2 || m[0].Template != rollout.TemplateErrorsVsStable || m[1].Template != rollout.TemplateLatencyVsStable {
+		t.Errorf("the demo's gates: %+v", m)
 	}
 	if s.Schedule != "@every 5s" || len(s.Steps) != 3 || s.Steps[1] != 40 || s.Analysis.FailureLimit != 2 {
 		t.Errorf("spec %+v", s)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -38,7 +39,16 @@ const (
 // RolloutList is the body of GET /api/v1/rollouts.
 type RolloutList struct {
 	Rollouts []Rollout `json:"rollouts"`
+	// Actions is "enabled" when operator actions are accepted (with the bearer token), or
+	// "disabled" when no API token is configured and every action is refused.
+	Actions string `json:"actions"`
 }
+
+// Values of RolloutList.Actions.
+const (
+	ActionsEnabled  = "enabled"
+	ActionsDisabled = "disabled"
+)
 
 // HistoryPage is the body of GET /api/v1/rollouts/{name}/history: events newest first.
 // Next, when not zero, is the before= value of the following (older) page.
@@ -67,6 +77,14 @@ type APIError struct {
 	Error string `json:"error"`
 }
 
+// actions says whether operator actions are accepted.
+func (s *Server) actions() string {
+	if len(s.token) == 0 && len(s.people) == 0 {
+		return ActionsDisabled
+	}
+	return ActionsEnabled
+}
+
 // listRollouts answers GET /api/v1/rollouts. The encoded list is shared for up to
 // Options.ListCacheTTL, so that many pollers cost one read of the Source and one encoding;
 // an action through this server drops it.
@@ -82,7 +100,7 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
 		if rs == nil {
 			rs = []Rollout{}
 		}
-		return newEncodedList(rs)
+		return newEncodedList(RolloutList{Rollouts: rs, Actions: s.actions()})
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -106,8 +124,8 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
 // their last verdicts are about a megabyte, which compresses tenfold.
 type encodedList struct{ plain, gzip []byte }
 
-func newEncodedList(rs []Rollout) (*encodedList, error) {
-	plain, err := json.Marshal(RolloutList{Rollouts: rs})
+func newEncodedList(l RolloutList) (*encodedList, error) {
+	plain, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +265,8 @@ func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
 // 400 for a bad body, 409 when the phase refuses the action.
 func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	name, action := r.PathValue("name"), r.PathValue("action")
-	if status, msg := s.authorize(r); status != 0 {
+	status, msg, person := s.authorize(r)
+	if status != 0 {
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="canaryd"`)
 		}
@@ -267,6 +286,9 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if person != "" {
+		req.Actor = person // a per-person token says who acts; the client cannot
+	}
 	err = s.src.Act(r.Context(), name, action, req.Actor, req.Reason)
 	s.list.drop()
 	if err != nil {
@@ -282,22 +304,28 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ActionResult{Action: action, Actor: req.Actor, Rollout: ro})
 }
 
-// authorize returns 0 when r carries the configured bearer token, else the status and
-// message to refuse it with. The comparison takes the same time for every wrong token of
-// a given length, and the message never echoes the token.
-func (s *Server) authorize(r *http.Request) (int, string) {
-	if len(s.token) == 0 {
-		return http.StatusForbidden, "actions are disabled: no API token is configured (api.tokenFile)"
+// authorize returns 0 when r carries the configured bearer token or a person's token, else
+// the status and message to refuse it with; person is the token's owner for a person's
+// token. The comparison with the shared token takes the same time for every wrong token
+// of a given length (a person's token is looked up by its SHA-256), and the message never
+// echoes the token.
+func (s *Server) authorize(r *http.Request) (status int, msg, person string) {
+	if len(s.token) == 0 && len(s.people) == 0 {
+		return http.StatusForbidden, "actions are disabled: no API token is configured (api.tokenFile)", ""
 	}
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return http.StatusUnauthorized, "actions need an Authorization: Bearer <token> header"
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return http.StatusUnauthorized, "actions need an Authorization: Bearer <token> header", ""
 	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) != 1 {
-		return http.StatusForbidden, "the bearer token is wrong"
+	if name, ok := s.people[sha256.Sum256([]byte(tok))]; ok {
+		return 0, "", name
 	}
-	return 0, ""
+	if len(s.token) == 0 || subtle.ConstantTimeCompare([]byte(tok), s.token) != 1 {
+		return http.StatusForbidden, "the bearer token is wrong", ""
+	}
+	return 0, "", ""
 }
 
 func isAction(a string) bool {

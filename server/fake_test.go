@@ -11,7 +11,7 @@ import (
 )
 
 // fakeSource is a hand-written Source: rollouts and their histories in memory, actions
-// applied with the phase rules of DESIGN.md's life of a rollout.
+// applied with the phase rules of a rollout's life (docs/spec.md, "Phases").
 type fakeSource struct {
 	mu       sync.Mutex
 	rollouts map[string]*Rollout

@@ -15,11 +15,13 @@ import (
 type Metrics struct {
 	weight      *prometheus.GaugeVec
 	phase       *prometheus.GaugeVec
+	stuck       *prometheus.GaugeVec
 	checks      *prometheus.CounterVec
 	step        prometheus.Histogram
 	push        prometheus.Histogram
 	pushRetries prometheus.Counter
 	reconcile   prometheus.Counter
+	r           *rolloutMetrics
 }
 
 // NewMetrics creates the metric families and registers them on reg. It fails when one is
@@ -34,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canaryd_rollout_phase",
 			Help: "1 for the phase a rollout is in, 0 for every other phase.",
 		}, []string{"rollout", "phase"}),
+		stuck: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "canaryd_rollout_stuck",
+			Help: "1 while a rollout's step is past its progress deadline without deciding, else 0.",
+		}, []string{"rollout"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "canaryd_analysis_checks_total",
 			Help: "Gate checks by rollout, gate and result (pass, fail, inconclusive, error).",
@@ -56,8 +62,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canaryd_reconcile_errors_total",
 			Help: "Errors while reconciling the store, Git and the cluster.",
 		}),
+		r: newRolloutMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.phase, m.checks, m.step, m.push, m.pushRetries, m.reconcile} {
+	cs := []prometheus.Collector{m.weight, m.phase, m.stuck, m.checks, m.step, m.push, m.pushRetries, m.reconcile}
+	for _, c := range append(cs, m.r.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -72,6 +80,7 @@ func (m *Metrics) SetRollout(r Rollout) {
 		return
 	}
 	m.weight.DeletePartialMatch(prometheus.Labels{"rollout": r.Name})
+	m.initRollout(r.Name)
 	if r.Stable != "" {
 		m.weight.WithLabelValues(r.Name, r.Stable).Set(float64(r.Weights.Stable))
 	}
@@ -85,6 +94,11 @@ func (m *Metrics) SetRollout(r Rollout) {
 		}
 		m.phase.WithLabelValues(r.Name, string(p)).Set(v)
 	}
+	stuck := 0.0
+	if r.Stuck != nil {
+		stuck = 1
+	}
+	m.stuck.WithLabelValues(r.Name).Set(stuck)
 }
 
 // DeleteRollout removes every series of a rollout that no longer exists.
@@ -93,9 +107,16 @@ func (m *Metrics) DeleteRollout(name string) {
 		return
 	}
 	l := prometheus.Labels{"rollout": name}
+	m.r.mu.Lock()
+	delete(m.r.known, name)
+	m.r.mu.Unlock()
 	m.weight.DeletePartialMatch(l)
 	m.phase.DeletePartialMatch(l)
+	m.stuck.DeletePartialMatch(l)
 	m.checks.DeletePartialMatch(l)
+	m.r.errors.DeletePartialMatch(l)
+	m.r.outcomes.DeletePartialMatch(l)
+	m.r.gateValue.DeletePartialMatch(l)
 }
 
 // ObserveCheck counts one gate check of a rollout with its result.
@@ -106,11 +127,16 @@ func (m *Metrics) ObserveCheck(rolloutName, gate string, result rollout.Result) 
 	m.checks.WithLabelValues(rolloutName, gate, string(result)).Inc()
 }
 
-// ObserveVerdicts counts every verdict of one check round.
+// ObserveVerdicts counts every verdict of one check round and sets each gate's measured
+// value.
 func (m *Metrics) ObserveVerdicts(rolloutName string, vs []rollout.Verdict) {
+	if m == nil {
+		return
+	}
 	for _, v := range vs {
 		m.ObserveCheck(rolloutName, v.Gate, v.Result)
 	}
+	m.observeGateValues(rolloutName, vs)
 }
 
 // ObserveStep records how long one weight change took.

@@ -61,6 +61,14 @@ canaryd_reconcile_errors_total 1
 	if v := testutil.ToFloat64(m.phase.WithLabelValues("hello", "Progressing")); v != 0 {
 		t.Errorf("phase Progressing = %v, want 0", v)
 	}
+	if v := testutil.ToFloat64(m.stuck.WithLabelValues("hello")); v != 0 {
+		t.Errorf("stuck = %v for a rollout that is not, want 0", v)
+	}
+	m.SetRollout(Rollout{Name: "quiet", Phase: rollout.Progressing, Stuck: &rollout.Condition{Type: rollout.ConditionStuck, Reason: "no traffic"}})
+	if v := testutil.ToFloat64(m.stuck.WithLabelValues("quiet")); v != 1 {
+		t.Errorf("stuck = %v for a stuck rollout, want 1", v)
+	}
+	m.DeleteRollout("quiet")
 
 	// /metrics serves the registry.
 	srv := httptest.NewServer(New(Options{Source: sampleSource(), Registry: reg}).Handler())

@@ -22,6 +22,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"short":       short,
 	"trimSpan":    func(class string) string { return strings.ToLower(strings.TrimPrefix(class, "span-")) },
 	"resultClass": resultClass,
+	"mark":        resultMark,
 	"phaseClass":  func(p rollout.Phase) string { return "phase-" + string(p) },
 	"utc":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"clock":       func(t time.Time) string { return t.UTC().Format(time.TimeOnly) },
@@ -44,6 +45,11 @@ type card struct {
 	Rollout
 	NextTick string // "in 12s", "due", or ""
 	Chart    *chart
+	// Decisive is the failing verdict that rolled the run back, when the rollout is
+	// RolledBack and its history holds it: the last verdict may be a later pass.
+	Decisive *rollout.Verdict
+	// CommitURL links Commit through Options.CommitURL, or is "".
+	CommitURL string
 }
 
 type indexData struct {
@@ -89,6 +95,7 @@ func (s *Server) indexPage(w http.ResponseWriter, r *http.Request) {
 				s.pageError(w, r, err)
 				return
 			}
+			c.Decisive = decisive(ro, evs)
 			link := func(seq uint64) string { return rolloutPath(ro.Name) + "#ev-" + strconv.FormatUint(seq, 10) }
 			c.Chart = newChart(evs, chartEnd(ro, evs, now), smallChart, link)
 		}
@@ -113,6 +120,7 @@ func (s *Server) rolloutPage(w http.ResponseWriter, r *http.Request) {
 	d := rolloutData{Title: ro.Name + " · canaryd", Refresh: before == 0, Now: now, Card: s.card(ro, now), Paged: before != 0}
 	link := func(seq uint64) string { return "#ev-" + strconv.FormatUint(seq, 10) }
 	d.Card.Chart = newChart(evs, chartEnd(ro, evs, now), fullChart, link)
+	d.Card.Decisive = decisive(ro, evs)
 	for _, ev := range evs {
 		d.Events = append(d.Events, eventRow{Event: ev, Anchor: "ev-" + strconv.FormatUint(ev.Seq, 10)})
 	}
@@ -132,7 +140,7 @@ func chartEnd(ro Rollout, evs []rollout.Event, now time.Time) time.Time {
 }
 
 func (s *Server) card(ro Rollout, now time.Time) card {
-	c := card{Rollout: ro}
+	c := card{Rollout: ro, CommitURL: commitLink(s.commitURL, ro.Commit)}
 	switch {
 	case ro.NextTick.IsZero():
 	case !ro.NextTick.After(now):

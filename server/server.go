@@ -18,12 +18,18 @@ type Options struct {
 	// Token is the bearer token operator actions must carry. Nil or empty refuses every
 	// action with 403 and a message saying no token is configured. It is never logged.
 	Token []byte
+	// People maps the SHA-256 of a person's token to the person's name. An action with
+	// such a token is recorded with that name as its actor, whatever the client says.
+	People map[[32]byte]string
 	// Registry is what /metrics serves; nil leaves /metrics out (404).
 	Registry prometheus.Gatherer
 	// Logger receives one line per refused or failed request; nil discards.
 	Logger *slog.Logger
 	// GitWebhook, when set, is mounted at POST /hooks/git.
 	GitWebhook http.Handler
+	// CommitURL links commits on the page: a URL with {sha} for the commit's hash, such as
+	// https://github.com/acme/deploy/commit/{sha}. Empty: no links.
+	CommitURL string
 	// Now is the clock the page uses to say "in 12s"; nil means time.Now.
 	Now func() time.Time
 	// ListCacheTTL is how long GET /api/v1/rollouts may answer from its last read of the
@@ -40,12 +46,15 @@ const DefaultListCacheTTL = 250 * time.Millisecond
 // /metrics, /healthz and /readyz. It keeps no state of its own: every request reads Source.
 // It is safe for concurrent use.
 type Server struct {
-	src     Source
-	token   []byte
-	log     *slog.Logger
-	now     func() time.Time
-	handler http.Handler
-	list    listCache
+	src    Source
+	token  []byte
+	people map[[32]byte]string
+	// commitURL is Options.CommitURL.
+	commitURL string
+	log       *slog.Logger
+	now       func() time.Time
+	handler   http.Handler
+	list      listCache
 }
 
 // New returns a Server for opts. It panics when opts.Source is nil, a wiring mistake.
@@ -53,7 +62,7 @@ func New(opts Options) *Server {
 	if opts.Source == nil {
 		panic("server: Options.Source is nil")
 	}
-	s := &Server{src: opts.Source, token: append([]byte(nil), opts.Token...), log: opts.Logger, now: opts.Now}
+	s := &Server{src: opts.Source, token: append([]byte(nil), opts.Token...), people: opts.People, commitURL: opts.CommitURL, log: opts.Logger, now: opts.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

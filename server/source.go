@@ -34,6 +34,8 @@ type Rollout struct {
 	Weights rollout.Weights `json:"weights"`
 	Stable  string          `json:"stable"`
 	Canary  string          `json:"canary"`
+	// Stuck is set while the step is past its progress deadline without deciding.
+	Stuck *rollout.Condition `json:"stuck,omitempty"`
 	// LastVerdict is the most recent check, with its evidence.
 	LastVerdict *rollout.Verdict `json:"lastVerdict,omitempty"`
 	Commit      string           `json:"commit,omitempty"`

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,7 +29,6 @@ func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
 		}
 	}
 	markConflicts(entries)
-	d.gaugeInvalid(entries)
 	return entries
 }
 
@@ -42,14 +40,14 @@ func (e *entry) invalidate(ps rollout.Problems) {
 	e.source += "\x00" + ps.Error()
 }
 
-// gaugeInvalid sets the phase gauges of every Invalid rollout of entries, which the
-// controller never saves: /metrics says canaryd_rollout_phase{phase="Invalid"} 1 for each.
-func (d *daemon) gaugeInvalid(entries map[string]*entry) {
+// gaugeInvalid sets the phase gauges of every Invalid rollout, which the controller never
+// saves: /metrics says canaryd_rollout_phase{phase="Invalid"} 1 for each.
+func (d *daemon) gaugeInvalid() {
 	m, ok := d.metrics.(interface{ SetRollout(server.Rollout) })
 	if !ok || d.db == nil {
 		return
 	}
-	for _, e := range entries {
+	for _, e := range d.cat.all() {
 		if len(e.problems) == 0 {
 			continue
 		}
@@ -59,6 +57,21 @@ func (d *daemon) gaugeInvalid(entries map[string]*entry) {
 		}
 		m.SetRollout(source{d}.view(e, st, found))
 	}
+}
+
+// invalidate replaces the entry of name by an Invalid copy with ps added.
+func (c *catalog) invalidate(name string, ps rollout.Problems) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ok := c.entries[name]
+	if !ok {
+		return
+	}
+	e := *old
+	e.problems = append(append(rollout.Problems(nil), old.problems...), ps...)
+	e.invalidate(nil)
+	e.source += "\x00prepare"
+	c.entries[name] = &e
 }
 
 // checkManifest reads the rollout's manifest at the head as the editor will, and reports
@@ -113,12 +126,12 @@ func markConflicts(entries map[string]*entry) {
 	}
 }
 
-// targetField is the spec field that names doc's target object.
+// targetField is the spec field that names what doc steps.
 func targetField(doc *rollout.Document) string {
-	if doc.Spec.Target().Kind == rollout.KindVirtualService {
-		return "spec.virtualService"
+	if doc.Spec.Route.IsObject() {
+		return "spec.route"
 	}
-	return "spec.route"
+	return "spec.virtualService"
 }
 
 // conflict is doc's problem with other, which targets the same route.
@@ -127,11 +140,10 @@ func conflict(doc, other *rollout.Document) rollout.Problem {
 	line, col := doc.Position(field)
 	ol, oc := other.Position(targetField(other))
 	t := doc.Spec.Target()
-	route := "its route"
-	if r := cmp.Or(t.Route, other.Spec.Target().Route); r != "" {
-		route = fmt.Sprintf("route %q", r)
+	if t.Route == "" {
+		t.Route = other.Spec.Target().Route
 	}
 	return rollout.Problem{File: doc.File, Line: line, Col: col, Field: field,
-		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s of %s %s/%s; one route, one rollout: remove one spec",
-			other.Name(), other.File, ol, oc, route, strings.ToLower(t.Kind), t.Namespace, t.Name)}
+		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s; one route, one rollout: remove one spec",
+			other.Name(), other.File, ol, oc, t)}
 }

@@ -51,6 +51,7 @@ func (f *clientFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.server, "server", server, "canaryd's API address ($"+envServer+")")
 	c.Flags().StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the API token, for actions ($"+envTokenFile+")")
 	c.Flags().DurationVar(&f.timeout, "timeout", time.Minute, "how long one request may take")
+	c.ValidArgsFunction = f.completeNames
 }
 
 // apiClient calls canaryd's status API.

@@ -14,7 +14,7 @@ var actionHelp = []struct{ name, short string }{
 	{"resume", "Continue a paused or overridden rollout from the weights in force"},
 	{"promote", "Skip the remaining checks and move the canary to 100% now (a commit)"},
 	{"abort", "Send all traffic back to stable now and stop the run (a commit; --reason required)"},
-	{"retry", "Start a new run of a rolled-back, aborted or succeeded rollout"},
+	{"retry", "Start a new run of a rolled-back or aborted rollout"},
 }
 
 func newActionCmd(action, short string) *cobra.Command {

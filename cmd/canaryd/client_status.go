@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/server"
@@ -28,10 +26,10 @@ const barWidth = 20
 
 func checkOutput(o string) error {
 	switch o {
-	case "table", "json", "yaml":
+	case "table", "wide", "json", "yaml":
 		return nil
 	}
-	return usageError{fmt.Errorf("-o %q: want table, json or yaml", o)}
+	return usageError{fmt.Errorf("-o %q: want table, wide, json or yaml", o)}
 }
 
 func newStatusCmd() *cobra.Command {
@@ -45,8 +43,13 @@ func newStatusCmd() *cobra.Command {
 		Use:   "status [NAME]",
 		Short: "Show every rollout, or one, as the running daemon sees it",
 		Long: "status asks canaryd's API for the rollouts' phase, step, weights, last verdict and next tick.\n" +
-			"--watch redraws every --interval until interrupted. Exit codes: 0 ok, 1 the server\n" +
-			"refused or could not be reached, 2 wrong usage.",
+			"Steps count from 1 (0: before the first step) in every output.\n\n" +
+			"status --watch redraws every rollout every --interval until interrupted.\n" +
+			"status NAME --watch waits until the rollout is done, printing each change, like\n" +
+			"kubectl argo rollouts status: it exits 0 when it Succeeded, 1 when it RolledBack, was\n" +
+			"Aborted or Overridden or its spec is Invalid, 3 when --timeout passed first (--timeout\n" +
+			"then caps the whole wait; without it the wait has no limit).\n\n" +
+			"Exit codes otherwise: 0 ok, 1 the server refused or could not be reached, 2 wrong usage.",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -63,6 +66,16 @@ func newStatusCmd() *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
+			if name != "" && (watch || c.Flags().Changed("timeout")) {
+				wait := time.Duration(0)
+				if c.Flags().Changed("timeout") {
+					wait = f.timeout
+				}
+				cl.http.Timeout = min(waitRequestTimeout, f.timeout)
+				ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return waitRollout(ctx, cl, c.OutOrStdout(), name, output, interval, wait)
+			}
 			show := func(ctx context.Context, w io.Writer) error { return showStatus(ctx, cl, w, name, output) }
 			if !watch {
 				return show(c.Context(), c.OutOrStdout())
@@ -73,8 +86,8 @@ func newStatusCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
-	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw until interrupted")
+	outputFlag(cmd, &output)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw until interrupted; with NAME, wait until the rollout is done")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often --watch redraws")
 	return cmd
 }
@@ -96,10 +109,13 @@ func showStatus(ctx context.Context, cl *apiClient, w io.Writer, name, output st
 		}
 		rs, raw = []server.Rollout{r}, r
 	}
-	if output != "table" {
+	if !isTable(output) {
 		return encode(w, output, raw)
 	}
-	writeStatusTable(w, rs, time.Now())
+	writeTable(w, output, rs, time.Now())
+	if l, ok := raw.(server.RolloutList); ok && l.Actions == server.ActionsDisabled {
+		fmt.Fprintln(w, "\noperator actions are disabled on this daemon: it has no API token (api.tokenFile)")
+	}
 	if name != "" {
 		writeDetails(w, rs[0])
 	}
@@ -259,28 +275,6 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// encode writes v as indented JSON or as YAML (through JSON, so the keys are the API's).
-func encode(w io.Writer, output string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if output == "json" {
-		_, err := fmt.Fprintf(w, "%s\n", data)
-		return err
-	}
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
-		return err
-	}
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(generic); err != nil {
-		return err
-	}
-	return enc.Close()
-}
-
 func newHistoryCmd() *cobra.Command {
 	var (
 		f      clientFlags
@@ -292,7 +286,8 @@ func newHistoryCmd() *cobra.Command {
 		Use:   "history NAME",
 		Short: "Show a rollout's history: checks with their verdicts, steps, commits and who did what",
 		Long: "history prints the newest --limit events of a rollout, oldest first; --before SEQ pages\n" +
-			"back. -o json or yaml prints every field, the evidence of each verdict included.",
+			"back. -o json or yaml prints every field, the evidence of each verdict included. Steps\n" +
+			"count from 1 (0: before the first step), as in status and the commit trailers.",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -313,15 +308,15 @@ func newHistoryCmd() *cobra.Command {
 			if err := cl.do(c.Context(), "GET", rolloutPath(args[0])+"/history", q, nil, &page); err != nil {
 				return err
 			}
-			if output != "table" {
-				return encode(c.OutOrStdout(), output, page)
+			if !isTable(output) {
+				return encode(c.OutOrStdout(), output, historyView(page))
 			}
 			writeHistoryTable(c.OutOrStdout(), page)
 			return nil
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	outputFlag(cmd, &output)
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many events, 1.."+strconv.Itoa(server.MaxHistoryLimit))
 	cmd.Flags().Uint64Var(&before, "before", 0, "show events older than this sequence number")
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -20,7 +21,9 @@ type Config struct {
 		Address string `yaml:"address"`
 	} `yaml:"prometheus"`
 	API struct {
-		TokenFile string `yaml:"tokenFile"`
+		TokenFile  string    `yaml:"tokenFile"`
+		TokensFile string    `yaml:"tokensFile"`
+		TLS        TLSConfig `yaml:"tls"`
 	} `yaml:"api"`
 	// Egress says which probe and Prometheus targets specs may name and which local files
 	// they may read; link-local and cloud-metadata addresses are refused by default.
@@ -36,6 +39,8 @@ type Config struct {
 	} `yaml:"history"`
 
 	egress *rollout.EgressPolicy // Egress, compiled by loadConfig
+
+	Notify NotifyConfig `yaml:"notify"`
 }
 
 // GitConfig says where the rollouts and manifests live and how canaryd commits.
@@ -62,6 +67,8 @@ type GitConfig struct {
 	// HMAC-SHA256 signature, GitLab's token). Without it the hook proves nothing and may
 	// only trigger a fetch, rate-limited.
 	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	// CommitURL links commits on the status page: a URL with {sha}.
+	CommitURL string `yaml:"commitURL"`
 }
 
 // Person is a commit's author or committer.
@@ -72,9 +79,12 @@ type Person struct {
 
 // KubeConfig says whether and how canaryd talks to the cluster.
 type KubeConfig struct {
-	Mode           string `yaml:"mode"`
-	Kubeconfig     string `yaml:"kubeconfig"`
-	LeaderElection struct {
+	Mode       string `yaml:"mode"`
+	Kubeconfig string `yaml:"kubeconfig"`
+	// ConvergeTimeout, in gitops mode, is how long a step forward waits for the live
+	// VirtualService to carry its weights before its bake starts; 0 means 5m.
+	ConvergeTimeout rollout.Duration `yaml:"convergeTimeout"`
+	LeaderElection  struct {
 		Enabled   bool   `yaml:"enabled"`
 		Namespace string `yaml:"namespace"`
 		Name      string `yaml:"name"`
@@ -119,11 +129,18 @@ func loadConfig(path string) (*Config, error) {
 			bad("kubernetes.mode", fmt.Sprintf("must be apply or gitops, not %q", k.Mode))
 		}
 		if k.LeaderElection.Namespace == "" {
-			k.LeaderElection.Namespace = "canaryd"
+			k.LeaderElection.Namespace = leaseNamespace()
 		}
 		if k.LeaderElection.Name == "" {
 			k.LeaderElection.Name = "canaryd"
 		}
+	}
+	checkNotify(cfg, bad)
+	if u := cfg.Git.CommitURL; u != "" && (!strings.Contains(u, "{sha}") || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://"))) {
+		bad("git.commitURL", fmt.Sprintf("%q: want an http(s) URL with {sha}, such as https://github.com/acme/deploy/commit/{sha}", u))
+	}
+	if t := cfg.API.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("api.tls", "set both certFile and keyFile, or neither")
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q is not HOST:PORT", cfg.Listen))
@@ -141,4 +158,19 @@ func retention(cfg *Config) store.Retention {
 	h := cfg.History
 	return store.Retention{VerdictAge: h.VerdictAge.Duration, EventAge: h.EventAge.Duration,
 		MaxVerdicts: h.MaxVerdicts, MaxEvents: h.MaxEvents}
+}
+
+// leaseNamespace is where the Lease lives when the config names no namespace: the pod's own
+// ($POD_NAMESPACE, which deploy/canaryd sets from the downward API), else "canaryd".
+func leaseNamespace() string {
+	if ns := strings.TrimSpace(os.Getenv("POD_NAMESPACE")); ns != "" {
+		return ns
+	}
+	return "canaryd"
+}
+
+// TLSConfig makes the API serve HTTPS.
+type TLSConfig struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }

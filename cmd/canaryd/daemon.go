@@ -45,6 +45,7 @@ type daemon struct {
 	// (Recover), never written to the store. Followers never write state.
 	viewMu sync.Mutex
 	view   map[string]rollout.State
+	notify *eventNotifier // nil without receivers
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.
@@ -69,9 +70,11 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 		}
 	}
 	docs := d.cat.replace(entries)
+	d.gaugeInvalid()
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head
+	d.publishRollouts()
 	return nil
 }
 
@@ -124,6 +127,7 @@ func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err er
 		if err := d.ctrl.Observe(ctx, ch); err != nil && !errors.Is(err, controller.ErrNotFound) && ctx.Err() == nil {
 			d.log.Warn("observe git change", "rollout", ch.Rollout, "commit", ch.Commit, "err", err)
 			d.reconcileError()
+			d.rolloutError(ch.Rollout)
 		}
 	}
 }

@@ -47,8 +47,8 @@ func newDemoCmd() *cobra.Command {
 			"Rollout spec, a gRPC gateway on " + "127.0.0.1:8080 that routes by the VirtualService in that remote and\n" +
 			"exports Istio's metrics, Prometheus scraping it, steady traffic, and canaryd serve in gitops mode;\n" +
 			"then it plays a scenario and shows what happens. Everything lives under --workdir, which is kept.\n\n" +
-			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls: rolled back\n" +
-			"at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
+			"Scenarios: success (a healthy v2 goes 0 → 40 → 100), fail (v2 fails 20% of calls from the 40% step: rolled\n" +
+			"back at 40), revert (a person reverts the 40% commit: canaryd is overridden and follows Git).\n" +
 			"With --route grpcroute the same story plays on a Gateway API GRPCRoute (deploy/sample-gateway-api:\n" +
 			"a Gateway listening on 8080, the Services grpc-helloworld-py-v1 and -v2) that the gateway follows.\n" +
 			"With --until-done it exits 0 when the scenario ended as it should and 1 otherwise; without it,\n" +
@@ -75,7 +75,7 @@ func newDemoCmd() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8090", "canaryd's status API and page")
 	fl.StringVar(&f.v1, "v1", "127.0.0.1:0", "greeter v1's address")
 	fl.StringVar(&f.v2, "v2", "127.0.0.1:0", "greeter v2's address")
-	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway")
+	fl.Float64Var(&f.rate, "rate", 50, "calls per second through the gateway (0: none)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the gateway's weighted picks (0: random)")
 	fl.DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long the scenario may take")
 	fl.StringVar(&f.prometheus, "prometheus", "", "the prometheus binary (default: Debian's /usr/bin/prometheus, then $PATH)")
@@ -120,8 +120,13 @@ func runDemo(parent context.Context, out io.Writer, sc sandbox.Scenario, f demoF
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer w.Close()
+	if f.rate == 0 {
+		w.Traffic.SetPaused(true) // --rate 0: no traffic at all, not the default rate
+	}
 	fmt.Fprintf(out, "gateway %s (as the seed's ingress) · status page %s · Prometheus %s\n",
 		w.Gateway.Addr(), w.StatusURL, w.Prometheus.URL)
+	fmt.Fprintf(out, "on-call commands: export %s=%s %s=%s\n", envServer, strings.TrimSuffix(w.StatusURL, "/"),
+		envTokenFile, filepath.Join(w.Workdir, "api-token"))
 	return playDemo(ctx, out, w, sc, f)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,8 @@ func TestValidateEgress(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("git: {url: file:///x, rollouts: \"*.yaml\"}\negress:\n  allow: [\"*.istio-system\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	want := spec + ":31:14: spec.probe.grpcurl: egress refused: 169.254.169.254 is a link-local or cloud-metadata address"
+	line := 1 + strings.Count(meta[:strings.Index(meta, "grpcurl:")], "\n") // where the example keeps its probe
+	want := fmt.Sprintf("%s:%d:14: spec.probe.grpcurl: egress refused: 169.254.169.254 is a link-local or cloud-metadata address", spec, line)
 	for _, args := range [][]string{{"validate", spec}, {"validate", "--config", cfg, spec}} {
 		code, out, errOut := runCmd(args...)
 		if code != 1 || !strings.HasPrefix(out, want) {

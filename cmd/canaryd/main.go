@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	_ "time/tzdata" // schedules name time zones; do not depend on the host's zoneinfo
 )
@@ -41,8 +42,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command "):
+		// cobra reports an unknown command with this plain error, as kubectl does.
 		fmt.Fprintln(stderr, "canaryd:", err)
+		if !errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "Run 'canaryd --help' for the commands.")
+		}
 		return exitUsage
 	default:
 		fmt.Fprintln(stderr, "canaryd:", err)

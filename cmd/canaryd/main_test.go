@@ -70,3 +70,11 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		t.Errorf("serve without --config: exit %d, want 2", code)
 	}
 }
+
+// TestUnknownCommand: a usage error exits 2, as every other usage error does.
+func TestUnknownCommand(t *testing.T) {
+	code, _, errOut := runCmd("frob")
+	if code != 2 || !strings.Contains(errOut, `unknown command "frob"`) {
+		t.Errorf("unknown command: exit %d, %q; want 2", code, errOut)
+	}
+}

@@ -26,7 +26,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%v\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newServeCmd(), newDemoCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newServeCmd(), newDemoCmd(), newSchemaCmd())
 	root.AddCommand(clientCommands()...)
 	return root
 }
@@ -70,7 +70,7 @@ func buildVersion() string {
 }
 
 func newValidateCmd() *cobra.Command {
-	var configPath, root string
+	var root, configPath string
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check Rollout specs offline; print every problem as FILE:LINE:COL: field: why",
@@ -116,7 +116,8 @@ func validatePolicy(configPath string) (*rollout.EgressPolicy, error) {
 	return cfg.egress, nil
 }
 
-// validateFile prints the problems of one spec file and reports whether it is valid.
+// validateFile prints the problems of one spec file (its specs, the egress rules, the
+// manifests found for it) and reports whether it is valid.
 func validateFile(c *cobra.Command, file, root string, pol *rollout.EgressPolicy) bool {
 	data, err := os.ReadFile(file)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -62,4 +63,14 @@ func (r routers) SetWeights(ctx context.Context, doc *rollout.Document, w rollou
 // Preflight runs the preflight checks of the rollout's kind.
 func (r routers) Preflight(ctx context.Context, doc *rollout.Document) error {
 	return r.of(doc).Preflight(ctx, doc)
+}
+
+// WaitFor waits, in gitops mode, until the cluster carries w for the rollout: a
+// VirtualService through the Istio router. A Gateway API route is not watched (yet), so
+// for one it returns at once and the bake starts when the commit lands.
+func (r routers) WaitFor(ctx context.Context, doc *rollout.Document, w rollout.Weights, deadline time.Duration) (time.Duration, error) {
+	if doc.Spec.Target().Gateway() {
+		return 0, nil
+	}
+	return r.istio.WaitFor(ctx, doc, w, deadline)
 }

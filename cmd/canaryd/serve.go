@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,10 +34,13 @@ import (
 )
 
 var (
-	_ controller.Store  = (*store.DB)(nil)
-	_ controller.Repo   = (*gitops.Repo)(nil)
-	_ controller.Gates  = (*analysis.Gates)(nil)
-	_ controller.Router = (*istio.Router)(nil)
+	_ controller.Store     = (*store.DB)(nil)
+	_ controller.Repo      = (*gitops.Repo)(nil)
+	_ controller.Gates     = (*analysis.Gates)(nil)
+	_ controller.Router    = (*istio.Router)(nil)
+	_ controller.Converger = (*istio.Router)(nil)
+	_ controller.Converger = routers{}
+	_ controller.StepGates = (*analysis.Gates)(nil)
 )
 
 func newServeCmd() *cobra.Command {
@@ -86,6 +90,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	metrics.SetBuild(buildVersion())
+	anonymousIfEmpty(cfg, log)
 	repo, err := gitops.Open(ctx, gitConfig(cfg, log))
 	if err != nil {
 		return err
@@ -94,6 +100,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log})
 	defer gates.Close()
 	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
+	if d.notify, err = newNotifier(cfg.Notify, reg, log); err != nil {
+		return err
+	}
 	opts := controller.Options{
 		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics, d}, Gates: countedGates{gates, metrics},
 		Logger: log, Hook: stepHooks(metrics, crashHook(log)), Identity: identity(),
@@ -104,18 +113,27 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
+		router, err := newRouters(kube, log)
+		if err != nil {
+			return err
+		}
 		if k.Mode == "apply" {
-			router, err := newRouters(kube, log)
-			if err != nil {
-				return err
-			}
 			opts.Router = router
+		} else { // gitops: read the cluster, never write it; bake once it carries a step
+			opts.Converger, opts.ConvergeTimeout = router, k.ConvergeTimeout.Duration
 		}
 	}
 	d.ctrl = controller.New(opts)
 	token, err := readToken(cfg.API.TokenFile)
 	if err != nil {
 		return err
+	}
+	people, err := readPeople(cfg.API.TokensFile)
+	if err != nil {
+		return err
+	}
+	if len(token) == 0 && len(people) == 0 {
+		log.Warn("operator actions disabled: no api token", "tokenFile", cfg.API.TokenFile)
 	}
 	if err := d.loadSpecs(ctx); err != nil {
 		return err
@@ -134,10 +152,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if hookSecret == nil {
 		log.Warn("git webhook without a secret: it only triggers a fetch, rate-limited", "field", "git.webhookSecretFile")
 	}
-	srv := server.New(server.Options{Source: source{d}, Token: token, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret)})
+	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret)})
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log) })
-	g.Go(func() error { return act(ctx, cfg, kube, d, log) })
+	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log, cfg.API.TLS) })
+	g.Go(func() error { return d.notify.run(ctx) })
+	g.Go(func() error { return act(ctx, cfg, kube, d, metrics, log) })
 	g.Go(func() error { return db.RunRetention(ctx, retention(cfg), time.Hour, nil, log) })
 	g.Go(func() error {
 		// Every replica fetches: the leader to see people's changes, a follower to keep
@@ -161,13 +180,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 // act runs what only the leader may do: the controller. With leader election on, it runs
 // it only while this replica holds the lease, after a fetch, so that every rollout's state
 // is re-derived from the newest Git before anything moves.
-func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, log *slog.Logger) error {
+func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *server.Metrics, log *slog.Logger) error {
 	run := func(ctx context.Context) error {
 		if err := d.catchUp(ctx); err != nil {
 			return err
 		}
 		d.leading.Store(true)
 		defer d.leading.Store(false)
+		m.SetLeader(true)
+		defer m.SetLeader(false)
 		err := d.ctrl.Run(ctx)
 		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || err == nil) {
 			return nil
@@ -218,15 +239,22 @@ func (d *daemon) catchUp(ctx context.Context) error {
 	}
 }
 
-// listen serves the HTTP API until ctx ends, then shuts it down gracefully.
-func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+// listen serves the HTTP API until ctx ends, then shuts it down gracefully. With tls's
+// files set it serves HTTPS (TLS 1.2 or later) only.
+func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger, tlsFiles TLSConfig) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsFiles.CertFile != "" {
+			errc <- hs.ServeTLS(ln, tlsFiles.CertFile, tlsFiles.KeyFile)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
@@ -280,7 +308,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// readToken reads the API token; no file means operator actions are refused.
+// readToken reads the API token. No file configured, or an empty one (as deploy/canaryd
+// ships its Secret), returns nil: operator actions are then refused. A file that is
+// configured but cannot be read is an error.
 func readToken(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
@@ -291,9 +321,23 @@ func readToken(path string) ([]byte, error) {
 	}
 	tok := strings.TrimSpace(string(data))
 	if tok == "" {
-		return nil, fmt.Errorf("api token file %s is empty", path)
+		return nil, nil
 	}
 	return []byte(tok), nil
+}
+
+// anonymousIfEmpty drops git.auth.tokenFile when the file holds nothing (an empty Secret):
+// the repo is then read anonymously, and pushes fail until a token is set. A missing file
+// is left for the Git adapter to report.
+func anonymousIfEmpty(cfg *Config, log *slog.Logger) {
+	path := cfg.Git.Auth.TokenFile
+	if path == "" {
+		return
+	}
+	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) == "" {
+		log.Warn("git token file is empty: reading the repo anonymously", "tokenFile", path)
+		cfg.Git.Auth.TokenFile = ""
+	}
 }
 
 // stepHooks times each step from its intent to its recorded result, then calls next.

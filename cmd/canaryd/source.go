@@ -23,7 +23,7 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 	if ok {
 		r.Phase, r.Run, r.Weights, r.LastVerdict, r.Commit, r.Message, r.Updated =
 			st.Phase, st.Run, st.Weights, st.LastVerdict, st.Commit, st.Message, st.Updated
-		r.Step = st.Step + 1
+		r.Step, r.Stuck = st.Step+1, st.Stuck
 	}
 	if doc := e.doc; doc != nil {
 		r.Steps, r.Stable, r.Canary = len(doc.Spec.Steps), doc.Spec.Stable, doc.Spec.Canary
@@ -159,11 +159,14 @@ type observedStore struct {
 
 func (o observedStore) Save(st rollout.State, evs ...rollout.Event) error {
 	if err := o.DB.Save(st, evs...); err != nil {
+		o.m.RolloutError(st.Rollout)
 		return err
 	}
 	if e, ok := o.d.cat.get(st.Rollout); ok {
 		o.m.SetRollout(source{o.d}.view(e, st, true))
 	}
+	o.m.ObserveEvents(evs)
+	o.d.notify.saved(evs)
 	return nil
 }
 
@@ -197,6 +200,9 @@ func (t timedRepo) SetWeights(ctx context.Context, doc *rollout.Document, c roll
 	sha, err := t.Repo.SetWeights(ctx, doc, c)
 	if err == nil {
 		t.m.ObservePush(time.Since(start), 0)
+	} else if ctx.Err() == nil {
+		t.m.PushFailed()
+		t.m.RolloutError(doc.Name())
 	}
 	return sha, err
 }

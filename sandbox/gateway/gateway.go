@@ -177,7 +177,9 @@ func (g *Gateway) listen() error {
 	}
 	g.metrics = m
 	for _, b := range []*backend{g.stable, g.canary} { // series at zero, so rate() sees the first call
-		g.metrics.Touch(istiometrics.Request{Service: g.serviceOf(b), Namespace: g.opts.Namespace, Version: b.Subset})
+		for _, reporter := range []string{"source", "destination"} {
+			g.metrics.Touch(istiometrics.Request{Reporter: reporter, Service: g.serviceOf(b), Namespace: g.opts.Namespace, Version: b.Subset})
+		}
 	}
 	if g.lis, err = net.Listen("tcp", g.opts.Listen); err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)

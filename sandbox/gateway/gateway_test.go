@@ -280,18 +280,47 @@ func TestMetricsCountFailuresByGRPCStatus(t *testing.T) {
 		t.Fatalf("codes through the gateway (-want +got):\n%s", d)
 	}
 	got := scrape(t, "http://"+wd.gw.MetricsAddr()+"/metrics")
-	want := map[string]float64{
-		`v1 0 200`:  0, // touched at start, so a first call is an increase
-		`v2 0 200`:  5,
-		`v2 14 200`: 5,
+	want := map[string]float64{ // both proxies see every call the backend answered
+		`destination v1 0 200 -`:  0, // touched at start, so a first call is an increase
+		`destination v2 0 200 -`:  5,
+		`destination v2 14 200 -`: 5,
+		`source v1 0 200 -`:       0,
+		`source v2 0 200 -`:       5,
+		`source v2 14 200 -`:      5,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("istio_requests_total by version, grpc_response_status, response_code (-want +got):\n%s", d)
 	}
 }
 
-// scrape reads istio_requests_total from a /metrics page, keyed by
-// "destination_version grpc_response_status response_code", checking Istio's other labels.
+// TestMetricsReportUndeliveredCallsAsTheGateway stops the canary: its proxy sees nothing,
+// so only the gateway's source series count the failures, with Envoy's response flags.
+func TestMetricsReportUndeliveredCallsAsTheGateway(t *testing.T) {
+	wd := newWorld(t, rollout.CanaryAt(100), 0, 7)
+	wd.v2.Stop()
+	for range 4 {
+		if _, err := traffic.SayHello(t.Context(), wd.cc, "Jack"); status.Code(err) != codes.Unavailable {
+			t.Fatalf("a call to a stopped canary: %v, want UNAVAILABLE", err)
+		}
+	}
+	got := scrape(t, "http://"+wd.gw.MetricsAddr()+"/metrics")
+	undelivered := 0.0
+	for key, n := range got {
+		switch {
+		case strings.HasPrefix(key, "destination v2 14"):
+			t.Errorf("the stopped canary's own proxy reported %v calls (%s)", n, key)
+		case key == "source v2 14 503 UF" || key == "source v2 14 503 UH":
+			undelivered += n
+		}
+	}
+	if undelivered != 4 {
+		t.Errorf("the gateway reported %v undelivered calls, want 4: %v", undelivered, got)
+	}
+}
+
+// scrape reads istio_requests_total from a /metrics page, keyed by "reporter
+// destination_version grpc_response_status response_code response_flags", checking Istio's
+// other labels.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -315,10 +344,11 @@ func scrape(t *testing.T, url string) map[string]float64 {
 		for _, lp := range m.GetLabel() {
 			l[lp.GetName()] = lp.GetValue()
 		}
-		if l["reporter"] != "destination" || l["destination_service_name"] != "grpc-helloworld-py" || l["request_protocol"] != "grpc" {
+		if l["destination_service_name"] != "grpc-helloworld-py" || l["request_protocol"] != "grpc" {
 			t.Errorf("series with unexpected labels: %v", l)
 		}
-		out[fmt.Sprintf("%s %s %s", l["destination_version"], l["grpc_response_status"], l["response_code"])] = m.GetCounter().GetValue()
+		key := fmt.Sprintf("%s %s %s %s %s", l["reporter"], l["destination_version"], l["grpc_response_status"], l["response_code"], l["response_flags"])
+		out[key] = m.GetCounter().GetValue()
 	}
 	return out
 }

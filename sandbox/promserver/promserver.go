@@ -34,6 +34,9 @@ type Config struct {
 	Targets []string
 	// ScrapeInterval is how often targets are scraped and rules evaluated; 0 means 1s.
 	ScrapeInterval time.Duration
+	// RuleFiles are rule files (absolute paths) Prometheus loads and evaluates every
+	// ScrapeInterval.
+	RuleFiles []string
 	// Dir holds the config and the TSDB; empty means a new temporary directory, removed by Stop.
 	Dir string
 	// Log receives Prometheus' own output; nil discards it.
@@ -141,6 +144,12 @@ func config(c Config) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n  scrape_timeout: %s\n",
 		c.ScrapeInterval, c.ScrapeInterval, c.ScrapeInterval)
+	if len(c.RuleFiles) > 0 {
+		b.WriteString("rule_files:\n")
+		for _, f := range c.RuleFiles {
+			fmt.Fprintf(&b, "  - %q\n", f)
+		}
+	}
 	b.WriteString("scrape_configs:\n  - job_name: targets\n    static_configs:\n      - targets: [")
 	for i, t := range c.Targets {
 		if i > 0 {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -81,6 +82,7 @@ type Generator struct {
 	opts Options
 	conn *grpc.ClientConn
 
+	paused  atomic.Bool
 	mu      sync.Mutex
 	total   Counts
 	buckets []bucket // one per second of the recent window, oldest first
@@ -131,6 +133,9 @@ func (g *Generator) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		if g.paused.Load() {
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -145,6 +150,9 @@ func (g *Generator) Run(ctx context.Context) error {
 		})
 	}
 }
+
+// SetPaused stops (true) or resumes (false) sending calls; calls in flight finish.
+func (g *Generator) SetPaused(paused bool) { g.paused.Store(paused) }
 
 func (g *Generator) call(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)

@@ -56,7 +56,7 @@ func TestDemoGRPCRouteSuccess(t *testing.T) {
 }
 
 // TestDemoGRPCRouteFail: a canary Service failing a fifth of its calls is rolled back at
-// 40%, the gates reading its calls by destination_service_name.
+// 40%, the errors gate reading its calls and stable's by destination_service_name.
 func TestDemoGRPCRouteFail(t *testing.T) {
 	d := startDemo(t, "--route", "grpcroute", "--scenario", "fail", "--until-done")
 	if err := d.wait(t, limit); err != nil {
@@ -67,8 +67,8 @@ func TestDemoGRPCRouteFail(t *testing.T) {
 		t.Errorf("no commit of the 40%% step")
 	}
 	head := log[0]
-	if head.author != "canaryd" || !strings.Contains(head.trailers["Rollout-Reason"], "grpc-success-rate") {
-		t.Errorf("head %.12s by %s with trailers %v; want canaryd's rollback by the success rate", head.sha, head.author, head.trailers)
+	if why := head.trailers["Rollout-Reason"]; head.author != "canaryd" || !strings.Contains(why, "grpc-errors-vs-stable") || !strings.Contains(why, "UNAVAILABLE") {
+		t.Errorf("head %.12s by %s with trailers %v; want canaryd's rollback by the errors gate, naming UNAVAILABLE", head.sha, head.author, head.trailers)
 	}
 	if w := grpcRouteWeights(t, d.remote(), "main"); w != rollout.CanaryAt(0) {
 		t.Errorf("route.yaml at the end: %s, want 100/0", w)

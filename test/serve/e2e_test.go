@@ -26,6 +26,7 @@ func (w *world) checkAgree(when string) rollout.Weights {
 func TestServeSucceeds(t *testing.T) {
 	w := newWorld(t)
 	w.serve()
+	waited := waitCLI(t, w) // canaryd status NAME --watch, from the start of the run
 	seen := map[int]bool{}
 	w.eventually(90*time.Second, "Succeeded", func() (bool, string) {
 		r := w.status()
@@ -40,6 +41,9 @@ func TestServeSucceeds(t *testing.T) {
 	}
 	if !seen[40] {
 		t.Errorf("never saw Git and the cluster agree at 40%%: %v", seen)
+	}
+	if code, out := waited(); code != 0 || !strings.Contains(out, "grpc-helloworld-py: Succeeded step 3/3") {
+		t.Errorf("status --watch --timeout 2m exited %d after Succeeded, want 0:\n%s", code, out)
 	}
 	commits := w.canarydCommits()
 	if len(commits) != 3 {
@@ -69,9 +73,13 @@ func TestServeRollsBackFailingCanary(t *testing.T) {
 	w := newWorld(t)
 	w.v2.SetErrors(0.3, codes.Unavailable)
 	w.serve()
+	waited := waitCLI(t, w)
 	r := w.waitPhase(90*time.Second, rollout.RolledBack, rollout.Succeeded)
 	if r.Phase != rollout.RolledBack {
 		t.Fatalf("a canary failing 30%% of calls ended %s", r.Phase)
+	}
+	if code, out := waited(); code != 1 || !strings.Contains(out, "RolledBack") {
+		t.Errorf("status --watch --timeout 2m exited %d after RolledBack, want 1:\n%s", code, out)
 	}
 	// The phase is RolledBack from the decision on; the move lands a moment later.
 	w.eventually(30*time.Second, "canary 0 in Git and the cluster", func() (bool, string) {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLeaseNamespaceFollowsPod: a config that names no lease namespace takes the pod's
+// ($POD_NAMESPACE), so an overlay that moves canaryd keeps leader election working.
+func TestLeaseNamespaceFollowsPod(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "canaryd.yaml")
+	body := "git: {url: file:///tmp/x, rollouts: \"rollouts/*.yaml\"}\nkubernetes: {mode: apply, leaderElection: {enabled: true}}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ env, want string }{{"team-x", "team-x"}, {"", "canaryd"}} {
+		t.Setenv("POD_NAMESPACE", tc.env)
+		cfg, err := loadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Kubernetes.LeaderElection.Namespace; got != tc.want {
+			t.Errorf("POD_NAMESPACE=%q: lease namespace %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestEmptyTokensDisable: an empty API token file disables actions rather than failing
+// serve; an empty Git token file means anonymous; a missing file is still an error.
+func TestEmptyTokensDisable(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := readToken(empty); err != nil || tok != nil {
+		t.Errorf("readToken(empty file) = %q, %v; want nil, nil", tok, err)
+	}
+	if _, err := readToken(filepath.Join(dir, "missing")); err == nil {
+		t.Error("readToken(missing file) = nil error")
+	}
+	cfg := &Config{}
+	cfg.Git.Auth.TokenFile = empty
+	anonymousIfEmpty(cfg, discardLogger())
+	if cfg.Git.Auth.TokenFile != "" {
+		t.Errorf("an empty git token file stays configured: %q", cfg.Git.Auth.TokenFile)
+	}
+	cfg.Git.Auth.TokenFile = filepath.Join(dir, "missing")
+	anonymousIfEmpty(cfg, discardLogger())
+	if cfg.Git.Auth.TokenFile == "" {
+		t.Error("a missing git token file was dropped; the Git adapter should report it")
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestReadPeople: the tokens file maps a token's SHA-256 to a name; bad lines say where.
+func TestReadPeople(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "tokens")
+	sum := sha256.Sum256([]byte("alice-token"))
+	os.WriteFile(good, []byte("# on-call\n"+hex.EncodeToString(sum[:])+" alice@example.com  # since 2026\n\n"), 0o600)
+	people, err := readPeople(good)
+	if err != nil || len(people) != 1 || people[sum] != "alice@example.com" {
+		t.Fatalf("readPeople = %v, %v", people, err)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"abc alice\n", ":1: want the SHA-256"},
+		{hex.EncodeToString(sum[:]) + "\n", ":1: the token has no name"},
+		{hex.EncodeToString(sum[:]) + " a\n" + hex.EncodeToString(sum[:]) + " b\n", ":2: the same token is already a's"},
+	} {
+		bad := filepath.Join(dir, "bad")
+		os.WriteFile(bad, []byte(tc.body), 0o600)
+		if _, err := readPeople(bad); err == nil || !strings.Contains(err.Error(), bad+tc.want) {
+			t.Errorf("readPeople(%q) = %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}
+
+// FuzzReadPeople: any tokens file either loads, with a name for every token, or is refused
+// with its path; it never panics.
+func FuzzReadPeople(f *testing.F) {
+	sum := sha256.Sum256([]byte("t"))
+	f.Add(hex.EncodeToString(sum[:]) + " alice\n# x\n")
+	f.Add("sha256:" + hex.EncodeToString(sum[:]) + " bob # c\n")
+	f.Add("zz\n")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body string) {
+		path := filepath.Join(dir, "tokens")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		people, err := readPeople(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error without the path: %v", err)
+			}
+			return
+		}
+		for _, name := range people {
+			if name == "" {
+				t.Error("a token without a name")
+			}
+		}
+	})
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/canarydio/canaryd/notify"
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// NotifyConfig is the notify: section of the daemon's configuration.
+type NotifyConfig struct {
+	Queue     int              `yaml:"queue"`
+	Receivers []NotifyReceiver `yaml:"receivers"`
+}
+
+// NotifyReceiver is one place notifications go.
+type NotifyReceiver struct {
+	Name     string           `yaml:"name"`
+	Kind     string           `yaml:"kind"`
+	URL      string           `yaml:"url"`
+	URLFile  string           `yaml:"urlFile"`
+	Events   []string         `yaml:"events"`
+	Rollouts []string         `yaml:"rollouts"`
+	Timeout  rollout.Duration `yaml:"timeout"`
+}
+
+// notifyEvents are the event kinds a receiver may name.
+var notifyEvents = []rollout.EventKind{rollout.EventStep, rollout.EventRolledBack, rollout.EventAborted,
+	rollout.EventOverridden, rollout.EventPaused, rollout.EventResumed, rollout.EventPromoted,
+	rollout.EventSucceeded, rollout.EventInvalid, rollout.EventStarted}
+
+// checkNotify reports the problems of the notify: section.
+func checkNotify(cfg *Config, bad func(field, msg string)) {
+	for i, r := range cfg.Notify.Receivers {
+		at := fmt.Sprintf("notify.receivers[%d]", i)
+		if r.Name == "" {
+			bad(at+".name", "is required")
+		}
+		if !slices.Contains(notify.Kinds, r.Kind) {
+			bad(at+".kind", fmt.Sprintf("must be one of %s, not %q", strings.Join(notify.Kinds, ", "), r.Kind))
+		}
+		if (r.URL == "") == (r.URLFile == "") {
+			bad(at+".url", "set url or urlFile (a file holding the URL, for Slack's and Teams' secret URLs)")
+		}
+		for j, e := range r.Events {
+			if !slices.Contains(notifyEvents, rollout.EventKind(e)) {
+				bad(fmt.Sprintf("%s.events[%d]", at, j), fmt.Sprintf("unknown event %q (known: %v)", e, notifyEvents))
+			}
+		}
+	}
+}
+
+// newNotifier builds the notifier of cfg's notify: section; nil when it lists no receiver.
+func newNotifier(cfg NotifyConfig, reg prometheus.Registerer, log *slog.Logger) (*eventNotifier, error) {
+	if len(cfg.Receivers) == 0 {
+		return nil, nil
+	}
+	var rs []notify.Receiver
+	for _, r := range cfg.Receivers {
+		url := r.URL
+		if r.URLFile != "" {
+			data, err := os.ReadFile(r.URLFile)
+			if err != nil {
+				return nil, fmt.Errorf("notify receiver %s: url file: %w", r.Name, err)
+			}
+			url = strings.TrimSpace(string(data))
+		}
+		nr := notify.Receiver{Name: r.Name, Kind: r.Kind, URL: url, Rollouts: r.Rollouts, Timeout: r.Timeout.Duration}
+		for _, e := range r.Events {
+			nr.Events = append(nr.Events, rollout.EventKind(e))
+		}
+		rs = append(rs, nr)
+	}
+	n, err := notify.New(notify.Options{Receivers: rs, Queue: cfg.Queue, Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &eventNotifier{n: n, fails: map[string]*rollout.Verdict{}}, nil
+}
+
+// eventNotifier turns saved history into notifications. It remembers each rollout's last
+// failing verdict, so that a rollback's notification carries the check that caused it. A
+// nil *eventNotifier does nothing.
+type eventNotifier struct {
+	n     *notify.Notifier
+	mu    sync.Mutex
+	fails map[string]*rollout.Verdict
+}
+
+// saved queues a notification for each event that was just saved; it never blocks.
+func (e *eventNotifier) saved(evs []rollout.Event) {
+	if e == nil {
+		return
+	}
+	for _, ev := range evs {
+		e.mu.Lock()
+		switch {
+		case ev.Kind == rollout.EventStarted:
+			delete(e.fails, ev.Rollout)
+		case ev.Verdict != nil && ev.Verdict.Result == rollout.Fail:
+			e.fails[ev.Rollout] = ev.Verdict
+		}
+		fail := e.fails[ev.Rollout]
+		e.mu.Unlock()
+		if ev.Kind != rollout.EventRolledBack {
+			fail = nil
+		}
+		e.n.Notify(notify.FromEvent(ev, fail))
+	}
+}
+
+// specs notifies invalid specs (once per distinct set of problems) and forgets fixed ones.
+func (e *eventNotifier) specs(entries []*entry, head string) {
+	if e == nil {
+		return
+	}
+	for _, en := range entries {
+		if len(en.problems) > 0 {
+			e.n.Invalid(en.name, head, en.problems.Error())
+		} else {
+			e.n.Valid(en.name)
+		}
+	}
+}
+
+// run delivers notifications until ctx ends.
+func (e *eventNotifier) run(ctx context.Context) error {
+	if e == nil {
+		return nil
+	}
+	return e.n.Run(ctx)
+}
