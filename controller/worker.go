@@ -146,12 +146,27 @@ func (w *worker) wait(ctx context.Context) error {
 	return nil
 }
 
-// stale reports whether in is someone else's change in Git that the branch head no longer
-// holds: the fetch that found it raced with a newer commit, which the next fetch reports.
+// stale reports whether in is a report of Git that the branch head, as fetched now, no
+// longer holds: the fetch that made it raced with a newer commit (often canaryd's own push),
+// and the next fetch reports the head as it is. Only a report Git still stands by may
+// override the rollout.
 func (w *worker) stale(in Input) bool {
 	g, ok := in.(Git)
+	if !ok {
+		return false
+	}
+	if obs, can := w.c.opts.Repo.(Observer); can {
+		var cur rollout.GitChange
+		err := w.guard("read the head", func() (err error) { cur, err = obs.Observe(w.doc); return err })
+		if err != nil || cur.Weights == g.Change.Weights && cur.LatestCommit() == g.Change.LatestCommit() {
+			return false
+		}
+		w.log.Debug("stale git change dropped", "commit", g.Change.Commit, "weight", g.Change.Weights.Canary,
+			"head", cur.Weights.String(), "latest", cur.LatestCommit())
+		return true
+	}
 	hr, can := w.c.opts.Repo.(HeadReader)
-	if !ok || !can || g.Change.Own() {
+	if !can || g.Change.Own() {
 		return false
 	}
 	var at rollout.Weights

@@ -133,7 +133,8 @@ func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err er
 }
 
 // follow updates the follower's read view from what Git says: a rollout's state is the
-// one Git implies (Recover), kept as it is while it still accounts for Git.
+// one Git implies (Recover), derived again on every fetch (a post-promotion bake ends with
+// time, not with a commit); while it still accounts for Git, the step keeps its start.
 func (d *daemon) follow(changes []rollout.GitChange) {
 	d.viewMu.Lock()
 	defer d.viewMu.Unlock()
@@ -146,11 +147,11 @@ func (d *daemon) follow(changes []rollout.GitChange) {
 		if !ok || e.doc == nil {
 			continue
 		}
-		if prev, ok := d.view[ch.Rollout]; ok && controller.Agrees(prev, ch) {
-			continue
-		}
 		st := controller.Recover(e.doc, ch, now)
 		st.Pending = nil // a follower moves nothing
+		if prev, ok := d.view[ch.Rollout]; ok && controller.Agrees(prev, ch) && prev.Step == st.Step {
+			st.StepSince, st.BakeSince = prev.StepSince, prev.BakeSince
+		}
 		d.view[ch.Rollout] = st
 	}
 }

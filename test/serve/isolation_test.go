@@ -43,7 +43,7 @@ func brokenSpecs(w *world) []broken {
 			reason: "route not found"},
 		{name: "bad-subsets", spec: func(w *world) string {
 			return strings.Replace(w.specAs("bad-subsets", "grpc-vs", "deploy/sample/rules.yaml", ""), "canary: v2", "canary: v9", 1)
-		}, reason: `subsets "v1" and "v9"`},
+		}, reason: `no http route holds both subsets "v1" and "v9"`},
 		{name: "bad-sum", files: map[string]string{"deploy/sum.yaml": sum},
 			spec: func(w *world) string { return w.specAs("bad-sum", "grpc-vs-sum", "deploy/sum.yaml", "") }, reason: "weights do not sum to 100"},
 		{name: "missing", spec: func(w *world) string { return w.specAs("missing", "grpc-vs-m", "deploy/nope.yaml", "") },
