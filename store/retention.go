@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,7 +21,7 @@ type Retention struct {
 	// EventAge drops every other event older than it; 0 means DefaultEventAge.
 	EventAge time.Duration
 	// MaxVerdicts keeps at most this many verdict events per rollout, the newest; 0 means
-	// DefaultMaxVerdicts.
+	// DefaultMaxVerdicts. Between passes a history may grow a tenth over the smaller count.
 	MaxVerdicts int
 	// MaxEvents keeps at most this many other events per rollout, the newest; 0 means
 	// DefaultMaxEvents.
@@ -121,13 +122,20 @@ func (db *DB) expired(name []byte, now time.Time, r Retention) ([][]byte, error)
 				keys = append(keys, append([]byte(nil), k...))
 			}
 		}
-		if h.Stats().KeyN-len(keys) <= min(r.MaxVerdicts, r.MaxEvents) {
+		// The count pass reads the whole history, so it waits until the history is a tenth
+		// over the smaller count, then trims both counts exactly.
+		limit := min(r.MaxVerdicts, r.MaxEvents)
+		if h.Stats().KeyN-len(keys) <= limit+limit/10 {
 			return nil
 		}
 		return countPass(h, r, &keys)
 	})
 	return keys, err
 }
+
+// verdictKind marks a verdict's record; inside a JSON string a quote is escaped, so these
+// bytes occur only as the event's own kind.
+var verdictKind = []byte(`"kind":"verdict"`)
 
 // countPass adds the keys beyond r's counts, newest first, that keys does not hold yet.
 func countPass(h *bolt.Bucket, r Retention, keys *[][]byte) error {
@@ -141,12 +149,8 @@ func countPass(h *bolt.Bucket, r Retention, keys *[][]byte) error {
 		if dropped[string(k)] {
 			continue
 		}
-		s, err := readStamp(k, v)
-		if err != nil {
-			return err
-		}
 		over := false
-		if s.Kind == rollout.EventVerdict {
+		if bytes.Contains(v, verdictKind) {
 			verdicts++
 			over = verdicts > r.MaxVerdicts
 		} else {

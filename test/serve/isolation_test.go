@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,7 +90,25 @@ func (w *world) pushBroken(bs []broken) {
 	}
 	w.git(work, "add", "-A")
 	w.git(work, "commit", "-q", "-m", "broken specs beside the good one")
-	w.git(work, "push", "-q", "origin", "main")
+	w.pushRebasing(work)
+}
+
+// pushRebasing pushes work's main, rebasing on what canaryd pushed meanwhile, as a person
+// whose push is rejected does.
+func (w *world) pushRebasing(work string) {
+	w.t.Helper()
+	for range 10 {
+		cmd := exec.Command("git", "push", "-q", "origin", "main")
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+w.dir)
+		if out, err := cmd.CombinedOutput(); err == nil {
+			return
+		} else if !strings.Contains(string(out), "rejected") {
+			w.t.Fatalf("git push: %v\n%s", err, out)
+		}
+		w.git(work, "pull", "-q", "--rebase", "origin", "main")
+	}
+	w.t.Fatal("git push: rejected ten times")
 }
 
 func (w *world) statusOf(name string) (server.Rollout, bool) {
