@@ -1,6 +1,7 @@
 package serve_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,7 +30,20 @@ func BenchmarkTakeover(b *testing.B) {
 	}
 	kube := kubetest.Start(b)
 	dir := b.TempDir()
-	remote := seedTakeoverRollouts(b, dir)
+	remote, manifests := seedTakeoverRollouts(b, dir)
+	// In gitops mode a step's bake starts once the cluster carries it: the VirtualServices
+	// exist, as Argo CD or Flux would have applied them.
+	kc, err := kubetest.NewClient(kube.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs, err := kubetest.Decode([]byte(manifests))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := kc.Create(context.Background(), objs, false); err != nil {
+		b.Fatal(err)
+	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	c := kube.Config
 	if err := clientcmd.WriteToFile(*clientcmdapiConfig(c.Host, c.CAData, c.CertData, c.KeyData, c.BearerToken), kubeconfig); err != nil {
@@ -124,8 +138,9 @@ api: {tokenFile: %s}
 }
 
 // seedTakeoverRollouts makes a remote with resumeRollouts rollouts that each take their
-// first step (0 %) at once and then wait for a yearly tick.
-func seedTakeoverRollouts(b *testing.B, dir string) string {
+// first step (0 %) at once and then wait for a yearly tick; it also returns every
+// VirtualService, for the cluster.
+func seedTakeoverRollouts(b *testing.B, dir string) (string, string) {
 	remote := filepath.Join(dir, "remote.git")
 	work := filepath.Join(dir, "seed")
 	run := func(wd string, args ...string) {
@@ -143,9 +158,12 @@ func seedTakeoverRollouts(b *testing.B, dir string) string {
 		b.Fatal(err)
 	}
 	vs := string(rules[strings.Index(string(rules), "apiVersion: networking.istio.io/v1\nkind: VirtualService"):])
+	var all strings.Builder
 	for i := 0; i < resumeRollouts; i++ {
 		name := fmt.Sprintf("r%04d", i)
-		write(b, filepath.Join(work, "deploy", name+".yaml"), strings.Replace(vs, "name: grpc-vs", "name: vs-"+name, 1))
+		m := strings.Replace(vs, "name: grpc-vs", "name: vs-"+name, 1)
+		write(b, filepath.Join(work, "deploy", name+".yaml"), m)
+		all.WriteString("---\n" + m)
 		write(b, filepath.Join(work, "rollouts", name+".yaml"), fmt.Sprintf(`apiVersion: canaryd.io/v1alpha1
 kind: Rollout
 metadata: {name: %s}
@@ -162,5 +180,5 @@ spec:
 	run(work, "add", "-A")
 	run(work, "commit", "-q", "-m", "rollouts")
 	run(work, "push", "-q", remote, "main")
-	return remote
+	return remote, all.String()
 }
