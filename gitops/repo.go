@@ -93,6 +93,7 @@ type Repo struct {
 	docs    map[string]*rollout.Document // managed rollouts by name
 	changes map[string]explained         // last explained change, by rollout
 	newest  map[string]newest            // newest commit with the rollout's trailers, by rollout
+	history historyIndex                 // every managed rollout's history at one head
 	kick    chan struct{}
 	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
 	// built indexes of the trees in it.

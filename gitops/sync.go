@@ -340,21 +340,52 @@ func (r *Repo) History(ctx context.Context, doc *rollout.Document, limit int) ([
 	if err != nil {
 		return nil, err
 	}
-	var evs []rollout.Event
-	c := head
-	for n := 0; c != nil && n < r.cfg.MaxWalk && (limit <= 0 || len(evs) < limit); n++ {
-		if err := ctx.Err(); err != nil {
+	if r.history.head != head.Hash || r.history.byName[doc.Name()] == nil {
+		if err := r.indexHistory(ctx, head, doc); err != nil {
 			return nil, err
 		}
-		if t, own := ownedBy(c.Message, doc.Name()); own {
-			evs = append(evs, eventsOf(doc, c, t)...)
-		}
-		c = r.parent(c)
 	}
+	evs := r.history.byName[doc.Name()]
 	if limit > 0 && len(evs) > limit {
 		evs = evs[:limit]
 	}
-	return evs, nil
+	return append([]rollout.Event(nil), evs...), nil
+}
+
+// historyIndex holds, for one head, the history of every managed rollout read in one walk:
+// a new leader with an empty store asks for each of its rollouts', and a walk per rollout
+// would cost rollouts × commits.
+type historyIndex struct {
+	head   plumbing.Hash
+	byName map[string][]rollout.Event // newest first; an empty, non-nil slice when none
+}
+
+// indexHistory walks back from head once (at most Config.MaxWalk commits) and keeps the
+// events of doc and of every managed rollout.
+func (r *Repo) indexHistory(ctx context.Context, head *object.Commit, doc *rollout.Document) error {
+	docs := map[string]*rollout.Document{doc.Name(): doc}
+	for n, d := range r.docs {
+		docs[n] = d
+	}
+	idx := historyIndex{head: head.Hash, byName: make(map[string][]rollout.Event, len(docs))}
+	for n := range docs {
+		idx.byName[n] = []rollout.Event{}
+	}
+	c := head
+	for n := 0; c != nil && n < r.cfg.MaxWalk; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		t := trailers(c.Message)
+		if d, ok := docs[t[TrailerRollout]]; ok && t[TrailerWeights] != "" {
+			idx.byName[d.Name()] = append(idx.byName[d.Name()], eventsOf(d, c, t)...)
+		}
+		c = r.parent(c)
+	}
+	r.history = idx
+	return nil
 }
 
 // recordOf reads one commit with doc's trailers t. Its kind comes from the Rollout-Kind

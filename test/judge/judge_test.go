@@ -65,11 +65,9 @@ var (
 
 func matrix() []judgement {
 	var js []judgement
-	for _, seed := range []uint64{1, 2, 3} {
-		js = append(js, judgement{name: fmt.Sprintf("healthy/50/seed%d", seed), rate: 50, seed: seed, minRequests: 1000, want: rollout.Succeeded})
-	}
-	for _, seed := range []uint64{1, 2} {
-		js = append(js, judgement{name: fmt.Sprintf("healthy/5/seed%d", seed), rate: 5, seed: seed, minRequests: 100, want: rollout.Succeeded})
+	for _, seed := range []uint64{1, 2, 3, 4, 5} { // five seeds at each of the two rates
+		js = append(js, judgement{name: fmt.Sprintf("healthy/50/seed%d", seed), rate: 50, seed: seed, minRequests: 1000, want: rollout.Succeeded},
+			judgement{name: fmt.Sprintf("healthy/5/seed%d", seed), rate: 5, seed: seed, minRequests: 100, want: rollout.Succeeded})
 	}
 	for _, p := range []float64{0.02, 0.06} {
 		js = append(js, judgement{name: fmt.Sprintf("both-at-%.0fpct", p*100), rate: 50, seed: 4, stableErr: p, canaryErr: p, code: codes.Unavailable, minRequests: 1000, want: rollout.Succeeded})

@@ -20,8 +20,8 @@ import (
 )
 
 // BenchmarkTakeover runs resumeRollouts rollouts (1,000 unless $CANARYD_BENCH_ROLLOUTS says)
-// in two canaryd replicas electing a leader by a Lease (3s) on a real API server, gitops
-// mode. Once every rollout stands at its first step, the leader is killed with SIGKILL. It
+// in two canaryd replicas electing a leader by a Lease (3s) on a real API server, apply
+// mode (the new leader re-asserts Git's weights in the cluster for every rollout it rebuilds). Once every rollout stands at its first step, the leader is killed with SIGKILL. It
 // reports the time from the kill to the new leader serving every rollout's state from its
 // own store (rebuilt from Git), and to its first move (an abort sent to it) landing in Git.
 func BenchmarkTakeover(b *testing.B) {
@@ -31,8 +31,7 @@ func BenchmarkTakeover(b *testing.B) {
 	kube := kubetest.Start(b)
 	dir := b.TempDir()
 	remote, manifests := seedTakeoverRollouts(b, dir)
-	// In gitops mode a step's bake starts once the cluster carries it: the VirtualServices
-	// exist, as Argo CD or Flux would have applied them.
+	// The VirtualServices the rollouts step, in the cluster.
 	kc, err := kubetest.NewClient(kube.Config)
 	if err != nil {
 		b.Fatal(err)
@@ -61,7 +60,7 @@ func BenchmarkTakeover(b *testing.B) {
 dataDir: %s
 git: {url: file://%s, branch: main, rollouts: "rollouts/*.yaml", pollInterval: 2s}
 kubernetes:
-  mode: gitops
+  mode: apply
   kubeconfig: %s
   leaderElection: {enabled: true, namespace: default, name: canaryd-bench, leaseDuration: 3s, renewDeadline: 2s, retryPeriod: 500ms}
 api: {tokenFile: %s}
@@ -93,13 +92,13 @@ api: {tokenFile: %s}
 	atFirstStep := func(r server.Rollout, _ time.Time) bool { return r.Phase == rollout.Progressing && r.Step == 1 }
 	for i := 0; i < b.N; i++ {
 		a := start(fmt.Sprintf("a%d", i))
-		waitReady(b, a.listen, time.Minute)
+		waitReady(b, a.listen, 5*time.Minute)
 		for !leads(a.listen) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		waitRollouts(b, a.listen, 10*time.Minute, atFirstStep)
 		next := start(fmt.Sprintf("b%d", i))
-		waitReady(b, next.listen, time.Minute)
+		waitReady(b, next.listen, 5*time.Minute)
 		a.cmd.Process.Signal(syscall.SIGKILL)
 		a.cmd.Wait()
 		killed := time.Now()
