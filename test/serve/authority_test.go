@@ -97,7 +97,13 @@ func TestServeHoldsSurviveAnEmptyDataDir(t *testing.T) {
 			c := w.canarydCommits()[0]
 			return strings.Contains(c, "Rollout-Actor: "+actor), c
 		})
-		before := w.status()
+		var before server.Rollout
+		w.eventually(30*time.Second, s.action+" recorded", func() (bool, string) {
+			// The commit lands before the move's result is recorded: wait for the state to
+			// say what Git says.
+			before = w.status()
+			return before.Phase == s.phase && before.Weights.Canary == w.headCanaryByHand(), before.Message
+		})
 		w.restartEmpty()
 		after := w.status()
 		if s.phase == rollout.Progressing && after.Phase == rollout.Succeeded {
