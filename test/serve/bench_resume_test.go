@@ -75,8 +75,20 @@ func BenchmarkResume(b *testing.B) {
 	cmd.Wait()
 }
 
-// seedManyRollouts makes a remote with one VirtualService manifest and one spec per rollout.
+// seedManyRollouts makes a remote with one VirtualService manifest and one spec per rollout,
+// each probing probeAddr every second and waiting for a yearly tick.
 func seedManyRollouts(b *testing.B, dir, probeAddr string) string {
+	remote, _ := seedRollouts(b, dir, func(name string) string {
+		return fmt.Sprintf("  steps: [10, 50, 100]\n  schedule: \"0 0 1 1 *\"\n  analysis: {interval: 1s}\n"+
+			"  probe: {grpcurl: \"-plaintext %s helloworld.Greeter/SayHello\"}\n", probeAddr)
+	})
+	return remote
+}
+
+// seedRollouts makes a remote with resumeRollouts rollouts r0000, r0001, ..., one
+// VirtualService manifest each, and specs whose lines after the manifest are plan(name). It
+// returns the remote and every VirtualService, for a cluster.
+func seedRollouts(b *testing.B, dir string, plan func(name string) string) (string, string) {
 	remote := filepath.Join(dir, "remote.git")
 	work := filepath.Join(dir, "seed")
 	run := func(wd string, args ...string) {
@@ -94,9 +106,12 @@ func seedManyRollouts(b *testing.B, dir, probeAddr string) string {
 		b.Fatal(err)
 	}
 	vs := string(rules[strings.Index(string(rules), "apiVersion: networking.istio.io/v1\nkind: VirtualService"):])
+	var all strings.Builder
 	for i := 0; i < resumeRollouts; i++ {
 		name := fmt.Sprintf("r%04d", i)
-		write(b, filepath.Join(work, "deploy", name+".yaml"), strings.Replace(vs, "name: grpc-vs", "name: vs-"+name, 1))
+		m := strings.Replace(vs, "name: grpc-vs", "name: vs-"+name, 1)
+		write(b, filepath.Join(work, "deploy", name+".yaml"), m)
+		all.WriteString("---\n" + m)
 		write(b, filepath.Join(work, "rollouts", name+".yaml"), fmt.Sprintf(`apiVersion: canaryd.io/v1alpha1
 kind: Rollout
 metadata: {name: %s}
@@ -106,16 +121,12 @@ spec:
   stable: v1
   canary: v2
   manifest: deploy/%s.yaml
-  steps: [10, 50, 100]
-  schedule: "0 0 1 1 *"
-  analysis: {interval: 1s}
-  probe: {grpcurl: "-plaintext %s helloworld.Greeter/SayHello"}
-`, name, name, name, probeAddr))
+`, name, name, name)+plan(name))
 	}
 	run(work, "add", "-A")
-	run(work, "commit", "-q", "-m", "1000 rollouts")
+	run(work, "commit", "-q", "-m", fmt.Sprintf("%d rollouts", resumeRollouts))
 	run(work, "push", "-q", remote, "main")
-	return remote
+	return remote, all.String()
 }
 
 func waitReady(b *testing.B, listen string, timeout time.Duration) time.Time {

@@ -140,44 +140,5 @@ api: {tokenFile: %s}
 // first step (0 %) at once and then wait for a yearly tick; it also returns every
 // VirtualService, for the cluster.
 func seedTakeoverRollouts(b *testing.B, dir string) (string, string) {
-	remote := filepath.Join(dir, "remote.git")
-	work := filepath.Join(dir, "seed")
-	run := func(wd string, args ...string) {
-		c := exec.Command("git", args...)
-		c.Dir = wd
-		c.Env = append(os.Environ(), "GIT_AUTHOR_NAME=seed", "GIT_AUTHOR_EMAIL=s@x", "GIT_COMMITTER_NAME=seed", "GIT_COMMITTER_EMAIL=s@x")
-		if out, err := c.CombinedOutput(); err != nil {
-			b.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	run(dir, "init", "-q", "--bare", "-b", "main", remote)
-	run(dir, "init", "-q", "-b", "main", work)
-	rules, err := os.ReadFile("../../deploy/sample/rules.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	vs := string(rules[strings.Index(string(rules), "apiVersion: networking.istio.io/v1\nkind: VirtualService"):])
-	var all strings.Builder
-	for i := 0; i < resumeRollouts; i++ {
-		name := fmt.Sprintf("r%04d", i)
-		m := strings.Replace(vs, "name: grpc-vs", "name: vs-"+name, 1)
-		write(b, filepath.Join(work, "deploy", name+".yaml"), m)
-		all.WriteString("---\n" + m)
-		write(b, filepath.Join(work, "rollouts", name+".yaml"), fmt.Sprintf(`apiVersion: canaryd.io/v1alpha1
-kind: Rollout
-metadata: {name: %s}
-spec:
-  virtualService: {namespace: default, name: vs-%s}
-  host: grpc-helloworld-py
-  stable: v1
-  canary: v2
-  manifest: deploy/%s.yaml
-  steps: [0, 50, 100]
-  schedule: "0 0 1 1 *"
-`, name, name, name))
-	}
-	run(work, "add", "-A")
-	run(work, "commit", "-q", "-m", "rollouts")
-	run(work, "push", "-q", remote, "main")
-	return remote, all.String()
+	return seedRollouts(b, dir, func(string) string { return "  steps: [0, 50, 100]\n  schedule: \"0 0 1 1 *\"\n" })
 }
