@@ -15,9 +15,9 @@ var Transitions = map[rollout.Phase][]rollout.Phase{
 	rollout.Idle:        {rollout.Progressing, rollout.Overridden},
 	rollout.Progressing: {rollout.Paused, rollout.Succeeded, rollout.RolledBack, rollout.Overridden, rollout.Aborted},
 	rollout.Paused:      {rollout.Progressing, rollout.Succeeded, rollout.RolledBack, rollout.Overridden, rollout.Aborted},
-	rollout.Succeeded:   {rollout.Overridden},
+	rollout.Succeeded:   {rollout.Overridden, rollout.RolledBack},
 	rollout.RolledBack:  {rollout.Progressing, rollout.Overridden},
-	rollout.Overridden:  {rollout.Progressing, rollout.Succeeded, rollout.Aborted},
+	rollout.Overridden:  {rollout.Progressing, rollout.Succeeded, rollout.Aborted, rollout.RolledBack},
 	rollout.Aborted:     {rollout.Progressing, rollout.Overridden},
 	rollout.Invalid:     {},
 }
@@ -278,9 +278,11 @@ func (d *decision) operator(op Operator) error {
 			return illegal()
 		}
 		record(rollout.EventPromoted)
-		d.st.Phase = rollout.Progressing
-		d.st.Message = "promoting at the request of " + op.Actor
-		d.plan(rollout.Move{Kind: rollout.Promote, Step: d.last(), Weights: d.spec.WeightsAt(d.last()), Actor: op.Actor, Reason: op.Reason})
+		d.promote(op)
+	case Undo:
+		if err := d.undo(op); err != nil {
+			return err
+		}
 	case Abort:
 		if !active {
 			return illegal()
@@ -372,7 +374,7 @@ func (d *decision) applied(a Applied) {
 		kind = rollout.EventPaused
 	case rollout.Resume:
 		kind = rollout.EventResumed
-	case rollout.Rollback:
+	case rollout.Rollback, rollout.Undo:
 		kind, d.st.Step = rollout.EventRolledBack, p.Step
 	case rollout.Abort:
 		kind, d.st.Step = rollout.EventAborted, p.Step

@@ -32,10 +32,11 @@ const (
 	Promote Action = "promote"
 	Abort   Action = "abort"
 	Retry   Action = "retry"
+	Undo    Action = "undo"
 )
 
 // Actions lists every operator action.
-var Actions = []Action{Pause, Resume, Promote, Abort, Retry}
+var Actions = []Action{Pause, Resume, Promote, Abort, Retry, Undo}
 
 // ParseAction returns the action named s.
 func ParseAction(s string) (Action, error) {
@@ -47,11 +48,13 @@ func ParseAction(s string) (Action, error) {
 	return "", fmt.Errorf("unknown action %q (known: %v)", s, Actions)
 }
 
-// Operator is an action requested by a person, recorded with who and why.
+// Operator is an action requested by a person, recorded with who and why. Full asks a
+// Promote to go to the last step at once rather than take the next step.
 type Operator struct {
 	Action Action
 	Actor  string
 	Reason string
+	Full   bool
 }
 
 // Git is what Git now says about the rollout's weights: canaryd's own commit or someone else's.

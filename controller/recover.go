@@ -15,7 +15,7 @@ import (
 //   - no commit with the rollout's trailers: Idle at the head's weights;
 //   - the head's weights are not the ones that commit wrote: someone else changed them
 //     afterwards, so the rollout is Overridden (Git wins) until it is resumed;
-//   - otherwise the commit's kind says it: a rollback is RolledBack, an abort Aborted, a
+//   - otherwise the commit's kind says it: a rollback or undo is RolledBack, an abort Aborted, a
 //     pause Paused at its step, a step, promotion, resume or retry Progressing at its step
 //     (the run's last step forward is Succeeded once its post-promotion bake is over, as
 //     far as the commit's time tells; a promotion at once).
@@ -54,7 +54,7 @@ func Recover(doc *rollout.Document, ch rollout.GitChange, now time.Time) rollout
 		return st
 	}
 	switch rec.Kind {
-	case rollout.Rollback:
+	case rollout.Rollback, rollout.Undo:
 		st.Phase, st.Step = rollout.RolledBack, -1
 	case rollout.Abort:
 		st.Phase, st.Step = rollout.Aborted, -1

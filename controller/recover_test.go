@@ -36,6 +36,8 @@ func TestRecover(t *testing.T) {
 		{"promoted", rec(rollout.Promote, 2, 2, 100), 100, want{rollout.Succeeded, 2, 2, 100, true}},
 		{"rolled back", rec(rollout.Rollback, 1, -1, 0), 0, want{rollout.RolledBack, 1, -1, 0, true}},
 		{"aborted", rec(rollout.Abort, 3, -1, 0), 0, want{rollout.Aborted, 3, -1, 0, true}},
+		{"undone", rec(rollout.Undo, 2, -1, 0), 0, want{rollout.RolledBack, 2, -1, 0, true}},
+		{"promoted one step", rec(rollout.Promote, 1, 1, 40), 40, want{rollout.Progressing, 1, 1, 40, true}},
 		{"paused", rec(rollout.Pause, 1, 1, 40), 40, want{rollout.Paused, 1, 1, 40, true}},
 		{"resumed", rec(rollout.Resume, 1, 1, 40), 40, want{rollout.Progressing, 1, 1, 40, true}},
 		{"retried", rec(rollout.Retry, 2, 0, 0), 0, want{rollout.Progressing, 2, 0, 0, true}},

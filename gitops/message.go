@@ -9,7 +9,7 @@ import (
 )
 
 // The trailer keys of canaryd's commits (docs/trailers.md describes each). Rollout-Kind
-// is one of step, rollback, abort, promote, pause, resume and retry.
+// is one of step, rollback, abort, promote, pause, resume, retry and undo.
 const (
 	TrailerRollout = "Rollout"
 	TrailerKind    = "Rollout-Kind"
@@ -60,6 +60,8 @@ func subject(doc *rollout.Document, c rollout.Commit) string {
 		s = "roll back, " + at
 	case rollout.Abort:
 		s = "abort, " + at
+	case rollout.Undo:
+		s = "undo, " + at
 	case rollout.Promote:
 		s = fmt.Sprintf("promote to step %d/%d, %s", c.Step, c.Steps, at)
 	case rollout.Follow:
@@ -143,6 +145,8 @@ func kindOf(msg, name string) rollout.MoveKind {
 		return rollout.Rollback
 	case strings.HasPrefix(s, "abort"):
 		return rollout.Abort
+	case strings.HasPrefix(s, "undo"):
+		return rollout.Undo
 	case strings.HasPrefix(s, "promote"):
 		return rollout.Promote
 	case strings.HasPrefix(s, "follow"):

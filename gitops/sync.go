@@ -424,7 +424,7 @@ func eventsOf(doc *rollout.Document, c *object.Commit, t map[string]string) []ro
 		Actor: rec.Actor, Reason: rec.Reason, Message: rec.Subject,
 	}
 	switch rec.Kind {
-	case rollout.Rollback:
+	case rollout.Rollback, rollout.Undo:
 		ev.Kind, ev.Phase = rollout.EventRolledBack, rollout.RolledBack
 	case rollout.Abort:
 		ev.Kind, ev.Phase = rollout.EventAborted, rollout.Aborted

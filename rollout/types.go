@@ -96,7 +96,9 @@ type MoveKind string
 
 // The kinds of move. A Forward move commits first and then applies (Git leads); a Rollback
 // or an Abort applies first and then commits (safety leads); a Promote is a forward move an
-// operator asked for; a Follow applies weights that a person committed to Git. Pause,
+// operator asked for (one step, or all the way with --full); an Undo is an operator's
+// rollback (after Succeeded, or during a run), applied first like a Rollback; a Follow
+// applies weights that a person committed to Git. Pause,
 // Resume and Retry are an operator's holds: each is a commit that records the hold in Git
 // (Retry also starts a new run), so that it survives restarts, lost stores and takeovers.
 const (
@@ -108,18 +110,19 @@ const (
 	Pause    MoveKind = "pause"
 	Resume   MoveKind = "resume"
 	Retry    MoveKind = "retry"
+	Undo     MoveKind = "undo"
 )
 
 // Backward reports whether the move takes traffic away from the canary for safety, so it
 // must be applied to the cluster before it is committed and must never wait for a tick.
-func (k MoveKind) Backward() bool { return k == Rollback || k == Abort }
+func (k MoveKind) Backward() bool { return k == Rollback || k == Abort || k == Undo }
 
 // Hold reports whether the move only records an operator's hold in Git: it changes no
 // weight, so the cluster has nothing to apply.
 func (k MoveKind) Hold() bool { return k == Pause || k == Resume }
 
 // TrailerKind is the word the Rollout-Kind trailer of a commit of kind k carries:
-// step, rollback, abort, promote, pause, resume or retry.
+// step, rollback, abort, promote, pause, resume, retry or undo.
 func (k MoveKind) TrailerKind() string {
 	if k == Forward || k == "" {
 		return "step"
@@ -132,7 +135,7 @@ func ParseTrailerKind(s string) (k MoveKind, ok bool) {
 	switch MoveKind(s) {
 	case "step":
 		return Forward, true
-	case Rollback, Abort, Promote, Pause, Resume, Retry:
+	case Rollback, Abort, Promote, Pause, Resume, Retry, Undo:
 		return MoveKind(s), true
 	}
 	return "", false
