@@ -27,7 +27,11 @@ const (
 )
 
 // Actions are the operator actions POST /api/v1/rollouts/{name}/{action} accepts.
-var Actions = []string{"pause", "resume", "promote", "abort", "retry"}
+var Actions = []string{"pause", "resume", "promote", "abort", "retry", "undo"}
+
+// PromoteFull is the action a promote with "full" asks the Source for: all the way to the
+// last step, where a plain promote takes the next step.
+const PromoteFull = "promote-full"
 
 // Limits on what an action request may carry.
 const (
@@ -59,10 +63,12 @@ type HistoryPage struct {
 }
 
 // ActionRequest is the JSON body of an action. Reason and Actor may also come as query
-// parameters; the body wins. Actor defaults to "api".
+// parameters; the body wins. Actor defaults to "api". Full (query full=true) makes a
+// promote go to the last step at once; other actions refuse it.
 type ActionRequest struct {
 	Reason string `json:"reason"`
 	Actor  string `json:"actor,omitempty"`
+	Full   bool   `json:"full,omitempty"`
 }
 
 // ActionResult is the body of a successful action: the rollout as it is afterwards.
@@ -279,9 +285,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := readAction(r)
-	if err == nil && action == "abort" && req.Reason == "" {
-		err = errors.New("abort needs a reason")
-	}
+	err = checkAction(action, req, err)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -289,7 +293,11 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	if person != "" {
 		req.Actor = person // a per-person token says who acts; the client cannot
 	}
-	err = s.src.Act(r.Context(), name, action, req.Actor, req.Reason)
+	asked := action
+	if req.Full {
+		asked = PromoteFull
+	}
+	err = s.src.Act(r.Context(), name, asked, req.Actor, req.Reason)
 	s.list.drop()
 	if err != nil {
 		s.fail(w, r, err)
@@ -328,6 +336,20 @@ func (s *Server) authorize(r *http.Request) (status int, msg, person string) {
 	return 0, "", ""
 }
 
+// checkAction returns err, or else why req does not fit action: abort and undo need a
+// reason, and only a promote may be full.
+func checkAction(action string, req ActionRequest, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case (action == "abort" || action == "undo") && req.Reason == "":
+		return fmt.Errorf("%s needs a reason", action)
+	case req.Full && action != "promote":
+		return fmt.Errorf("full applies to promote only, not to %s", action)
+	}
+	return nil
+}
+
 func isAction(a string) bool {
 	for _, x := range Actions {
 		if a == x {
@@ -341,6 +363,13 @@ func isAction(a string) bool {
 func readAction(r *http.Request) (ActionRequest, error) {
 	q := r.URL.Query()
 	req := ActionRequest{Reason: q.Get("reason"), Actor: q.Get("actor")}
+	if f := q.Get("full"); f != "" {
+		full, err := strconv.ParseBool(f)
+		if err != nil {
+			return req, fmt.Errorf("query full=%q is not true or false", f)
+		}
+		req.Full = full
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
 	if err != nil {
 		return req, fmt.Errorf("read body: %v", err)
@@ -359,6 +388,7 @@ func readAction(r *http.Request) (ActionRequest, error) {
 		if b.Actor != "" {
 			req.Actor = b.Actor
 		}
+		req.Full = req.Full || b.Full
 	}
 	req.Reason, req.Actor = clean(req.Reason), clean(req.Actor)
 	switch {

@@ -91,9 +91,15 @@ func (f *fakeSource) Act(_ context.Context, name, action, actor, reason string) 
 		next, kind = rollout.Paused, rollout.EventPaused
 	case action == "resume" && (r.Phase == rollout.Paused || r.Phase == rollout.Overridden):
 		next, kind = rollout.Progressing, rollout.EventResumed
-	case action == "promote" && active:
+	case action == "promote" && active && r.Step < r.Steps-1:
+		next, kind = rollout.Progressing, rollout.EventPromoted
+		r.Step++
+	case (action == PromoteFull || action == "promote") && active:
 		next, kind = rollout.Succeeded, rollout.EventPromoted
-		r.Weights = rollout.CanaryAt(100)
+		r.Weights, r.Step = rollout.CanaryAt(100), r.Steps
+	case action == "undo" && (active || r.Phase == rollout.Succeeded):
+		next, kind = rollout.RolledBack, rollout.EventRolledBack
+		r.Weights, r.Step = rollout.CanaryAt(0), 0
 	case action == "abort" && active:
 		next, kind = rollout.Aborted, rollout.EventAborted
 		r.Weights = rollout.CanaryAt(0)

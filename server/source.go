@@ -55,8 +55,8 @@ type Source interface {
 	// History returns up to limit events of a rollout, newest first, with Seq below before
 	// (0: from the newest), or ErrNotFound.
 	History(ctx context.Context, name string, before uint64, limit int) ([]rollout.Event, error)
-	// Act carries out an operator action ("pause", "resume", "promote", "abort", "retry")
-	// for actor with reason; it returns ErrNotFound, an error wrapping ErrRefused, or nil
+	// Act carries out an operator action (one of Actions, or PromoteFull) for actor with
+	// reason; it returns ErrNotFound, an error wrapping ErrRefused, or nil
 	// once the action is recorded.
 	Act(ctx context.Context, name, action, actor, reason string) error
 	// Ready returns nil when the daemon is ready (store open, repo fetched), else why not.

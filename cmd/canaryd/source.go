@@ -106,6 +106,10 @@ func pageEvents(evs []rollout.Event, before uint64, limit int) []rollout.Event {
 }
 
 func (s source) Act(ctx context.Context, name, action, actor, reason string) error {
+	full := action == server.PromoteFull
+	if full {
+		action = string(controller.Promote)
+	}
 	a, err := controller.ParseAction(action)
 	if err != nil {
 		return fmt.Errorf("%w: %v", server.ErrRefused, err)
@@ -118,7 +122,7 @@ func (s source) Act(ctx context.Context, name, action, actor, reason string) err
 		return fmt.Errorf("%w: this replica (%s) follows; send %s to the leader, %s", server.ErrNotLeader,
 			s.d.selfName(), action, leader)
 	}
-	err = s.d.ctrl.Act(ctx, name, controller.Operator{Action: a, Actor: actor, Reason: reason})
+	err = s.d.ctrl.Act(ctx, name, controller.Operator{Action: a, Actor: actor, Reason: reason, Full: full})
 	switch {
 	case errors.Is(err, controller.ErrNotFound):
 		e, ok := s.d.cat.get(name)
