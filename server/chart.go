@@ -26,6 +26,20 @@ type chart struct {
 	Commits []marker
 	// Spans shade the stretches when the rollout was Paused or Overridden.
 	Spans []span
+	// Runs are the boundaries where a new run began; Marks flag the rollbacks, undos,
+	// promotions and aborts.
+	Runs  []boundary
+	Marks []boundary
+
+	lastRun, marked int // the run of the last event laid out, and of the last mark
+}
+
+// boundary is a vertical line across the plot with a label at its top.
+type boundary struct {
+	X     float64
+	Class string
+	Label string
+	Title string
 }
 
 // span is a stretch of the time axis in one phase.
@@ -52,6 +66,9 @@ type marker struct {
 	Class string
 	Href  string
 	Title string
+	// D is the SVG path of a verdict's shape other than a pass's circle, so that results
+	// differ by shape as well as by colour.
+	D string
 }
 
 // chartSize is the viewBox of a chart: the detail page's full one, or the index's small one.
@@ -98,6 +115,7 @@ func newChart(evs []rollout.Event, end time.Time, size chartSize, href func(seq 
 			}
 			weight = ev.Weights.Canary
 		}
+		c.boundaries(ev, x(ev.Time))
 		if m, ok := eventMarker(ev, x(ev.Time), y(max(weight, 0)), href); ok {
 			if ev.Kind == rollout.EventVerdict {
 				c.Dots = append(c.Dots, m)
@@ -147,6 +165,7 @@ func eventMarker(ev rollout.Event, x, y float64, href func(uint64) string) (mark
 	case ev.Kind == rollout.EventVerdict && ev.Verdict != nil:
 		v := ev.Verdict
 		m.Class = "verdict " + resultClass(v.Result)
+		m.D = verdictShape(v.Result, x, y)
 		m.Title = fmt.Sprintf("%s %s: %s", ev.Time.UTC().Format(time.TimeOnly), v.Gate, v.Result)
 		if v.Reason != "" {
 			m.Title += " (" + v.Reason + ")"

@@ -27,6 +27,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"utc":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"clock":       func(t time.Time) string { return t.UTC().Format(time.TimeOnly) },
 	"step1":       func(i int) int { return i + 1 },
+	"refreshJS":   func() template.JS { return refreshJS },
 	"pathEscape":  url.PathEscape,
 	"latency":     func(d time.Duration) string { return d.Round(time.Microsecond).String() },
 	"value":       func(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) },
@@ -50,6 +51,9 @@ type card struct {
 	Decisive *rollout.Verdict
 	// CommitURL links Commit through Options.CommitURL, or is "".
 	CommitURL string
+	// Blocked says why the rollout cannot run (its step is Stuck, or its newest move
+	// failed: a missing VirtualService, a manifest not found), or is "".
+	Blocked string
 }
 
 type indexData struct {
@@ -96,6 +100,7 @@ func (s *Server) indexPage(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			c.Decisive = decisive(ro, evs)
+			c.Blocked = blocked(ro, evs)
 			link := func(seq uint64) string { return rolloutPath(ro.Name) + "#ev-" + strconv.FormatUint(seq, 10) }
 			c.Chart = newChart(evs, chartEnd(ro, evs, now), smallChart, link)
 		}
@@ -121,6 +126,9 @@ func (s *Server) rolloutPage(w http.ResponseWriter, r *http.Request) {
 	link := func(seq uint64) string { return "#ev-" + strconv.FormatUint(seq, 10) }
 	d.Card.Chart = newChart(evs, chartEnd(ro, evs, now), fullChart, link)
 	d.Card.Decisive = decisive(ro, evs)
+	if before == 0 {
+		d.Card.Blocked = blocked(ro, evs)
+	}
 	for _, ev := range evs {
 		d.Events = append(d.Events, eventRow{Event: ev, Anchor: "ev-" + strconv.FormatUint(ev.Seq, 10)})
 	}

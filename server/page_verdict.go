@@ -49,3 +49,29 @@ func commitLink(tmpl, commit string) string {
 	}
 	return strings.ReplaceAll(tmpl, "{sha}", commit)
 }
+
+// blocked says why ro cannot run, from its state and its history (evs, newest first): the
+// Stuck condition of a step past its progress deadline, or the failure of its newest move
+// when nothing has moved since (the target does not exist, the manifest is not found, the
+// cluster refuses). It is "" for a rollout that is running or done.
+func blocked(ro Rollout, evs []rollout.Event) string {
+	if ro.Stuck != nil {
+		return ro.Stuck.Reason
+	}
+	if ro.Phase.Terminal() || ro.Phase == rollout.Invalid {
+		return ""
+	}
+	for _, ev := range evs {
+		switch ev.Kind {
+		case rollout.EventMoveFailed:
+			if ev.Message != "" {
+				return ev.Message
+			}
+			return "the last move failed"
+		case rollout.EventVerdict, rollout.EventIntent:
+			continue
+		}
+		return ""
+	}
+	return ""
+}

@@ -99,11 +99,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // ServeHTTP serves r with Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// securityHeaders sets headers that keep the page self-contained: no script, nothing
-// loaded from elsewhere, no framing.
+// securityHeaders sets headers that keep the page self-contained: only its own refresh
+// script, nothing loaded from elsewhere, no framing.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)
