@@ -68,6 +68,10 @@ type Config struct {
 	MaxWalk int
 	// Now returns the commit time; time.Now when nil.
 	Now func() time.Time
+	// OnReplay, when set, is called each time a rejected push is fetched and replayed on
+	// the new head (a metric counts it). It is called with the repo's lock held and must
+	// not block or call back into the Repo.
+	OnReplay func()
 	// Log receives debug and info records; nil discards them.
 	Log *slog.Logger
 }

@@ -61,6 +61,9 @@ func (r *Repo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.
 			return "", fmt.Errorf("set %s in %s of %s: %w", c.Weights, doc.Spec.Manifest, r.url, err)
 		}
 		last = err
+		if attempt < r.cfg.MaxAttempts && r.cfg.OnReplay != nil {
+			r.cfg.OnReplay()
+		}
 		r.log.Debug("push rejected, replaying", "rollout", doc.Name(), "attempt", attempt, "remote", r.url, "status", rej.status)
 		if err := r.backoff(ctx, attempt); err != nil {
 			return "", err

@@ -159,6 +159,15 @@ func (m *Metrics) ObservePush(d time.Duration, retries int) {
 	}
 }
 
+// PushReplayed counts one push the remote rejected that is replayed on the new head
+// (canaryd_git_push_retries_total). Safe for concurrent use.
+func (m *Metrics) PushReplayed() {
+	if m == nil {
+		return
+	}
+	m.pushRetries.Inc()
+}
+
 // ReconcileError counts one error while reconciling the store, Git and the cluster.
 func (m *Metrics) ReconcileError() {
 	if m == nil {

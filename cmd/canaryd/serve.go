@@ -93,7 +93,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	metrics.SetBuild(buildVersion())
 	anonymousIfEmpty(cfg, log)
-	repo, err := gitops.Open(ctx, gitConfig(cfg, log))
+	gcfg := gitConfig(cfg, log)
+	gcfg.OnReplay = metrics.PushReplayed
+	repo, err := gitops.Open(ctx, gcfg)
 	if err != nil {
 		return err
 	}
