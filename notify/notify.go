@@ -77,7 +77,18 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives one line per failed or dropped delivery; nil discards.
 	Logger *slog.Logger
+	// OnResult, when set, is told the outcome of each delivery of m to a receiver:
+	// ResultSent, ResultFailed (err says why, never with the URL) or ResultDropped. It is
+	// called from the receiver's worker (from Notify for a drop) and must not block long.
+	OnResult func(receiver string, m Message, result string, err error)
 }
+
+// The outcomes of a delivery, as OnResult and canaryd_notifications_total name them.
+const (
+	ResultSent    = "sent"
+	ResultFailed  = "failed"
+	ResultDropped = "dropped"
+)
 
 // Notifier delivers notifications. Its methods are safe for concurrent use; a nil
 // *Notifier does nothing.
@@ -169,8 +180,9 @@ func (n *Notifier) Notify(m Message) {
 		select {
 		case q.ch <- m:
 		default:
-			n.results.WithLabelValues(q.r.Name, "dropped").Inc()
+			n.results.WithLabelValues(q.r.Name, ResultDropped).Inc()
 			n.log.Warn("notification dropped: queue full", "receiver", q.r.Name, "rollout", m.Rollout, "event", m.Event)
+			n.outcome(q.r.Name, m, ResultDropped, nil)
 		}
 	}
 }
@@ -200,12 +212,20 @@ func (n *Notifier) work(ctx context.Context, q *queue) {
 				if ctx.Err() != nil {
 					return
 				}
-				n.results.WithLabelValues(q.r.Name, "failed").Inc()
+				n.results.WithLabelValues(q.r.Name, ResultFailed).Inc()
 				n.log.Warn("notification failed", "receiver", q.r.Name, "rollout", m.Rollout, "event", m.Event, "err", err)
+				n.outcome(q.r.Name, m, ResultFailed, err)
 				continue
 			}
-			n.results.WithLabelValues(q.r.Name, "sent").Inc()
+			n.results.WithLabelValues(q.r.Name, ResultSent).Inc()
+			n.outcome(q.r.Name, m, ResultSent, nil)
 		}
+	}
+}
+
+func (n *Notifier) outcome(receiver string, m Message, result string, err error) {
+	if n.opts.OnResult != nil {
+		n.opts.OnResult(receiver, m, result, err)
 	}
 }
 

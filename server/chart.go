@@ -106,7 +106,7 @@ func newChart(evs []rollout.Event, end time.Time, size chartSize, href func(seq 
 	weight := -1
 	for i := len(evs) - 1; i >= 0; i-- {
 		ev := evs[i]
-		if ev.Kind != rollout.EventIntent && ev.Kind != rollout.EventMoveFailed {
+		if ev.Kind != rollout.EventIntent && ev.Kind != rollout.EventMoveFailed && ev.Kind != rollout.EventNotified {
 			switch {
 			case weight < 0:
 				fmt.Fprintf(&path, "M%g %g", x(ev.Time), y(ev.Weights.Canary))

@@ -68,7 +68,7 @@ func blocked(ro Rollout, evs []rollout.Event) string {
 				return ev.Message
 			}
 			return "the last move failed"
-		case rollout.EventVerdict, rollout.EventIntent:
+		case rollout.EventVerdict, rollout.EventIntent, rollout.EventNotified:
 			continue
 		}
 		return ""

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -79,11 +80,13 @@ func newNotifier(cfg NotifyConfig, reg prometheus.Registerer, log *slog.Logger) 
 		}
 		rs = append(rs, nr)
 	}
-	n, err := notify.New(notify.Options{Receivers: rs, Queue: cfg.Queue, Registerer: reg, Logger: log})
+	e := &eventNotifier{fails: map[string]*rollout.Verdict{}}
+	n, err := notify.New(notify.Options{Receivers: rs, Queue: cfg.Queue, Registerer: reg, Logger: log, OnResult: e.delivered})
 	if err != nil {
 		return nil, err
 	}
-	return &eventNotifier{n: n, fails: map[string]*rollout.Verdict{}}, nil
+	e.n = n
+	return e, nil
 }
 
 // eventNotifier turns saved history into notifications. It remembers each rollout's last
@@ -93,6 +96,39 @@ type eventNotifier struct {
 	n     *notify.Notifier
 	mu    sync.Mutex
 	fails map[string]*rollout.Verdict
+	// appendTo records each delivery's outcome in the rollout's history; set by historyTo
+	// before anything is sent.
+	appendTo func(name string, evs ...rollout.Event) error
+	log      *slog.Logger
+}
+
+// historyTo makes every delivery's outcome an event in the rollout's history, appended
+// with appendTo (the store's Append). It must be called before run.
+func (e *eventNotifier) historyTo(appendTo func(name string, evs ...rollout.Event) error, log *slog.Logger) {
+	if e == nil {
+		return
+	}
+	e.appendTo, e.log = appendTo, log
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// delivered records the outcome of one delivery as a notified event: one small write per
+// delivery, from the receiver's worker, never on the way of a move.
+func (e *eventNotifier) delivered(receiver string, m notify.Message, result string, err error) {
+	if e.appendTo == nil {
+		return
+	}
+	ev := rollout.Event{Time: time.Now(), Rollout: m.Rollout, Kind: rollout.EventNotified, Run: m.Run,
+		Step: m.Step - 1, Weights: m.Weights, Phase: m.Phase, Commit: m.Commit, Actor: receiver, Reason: result,
+		Message: fmt.Sprintf("%s notification to %s: %s", m.Event, receiver, result)}
+	if err != nil {
+		ev.Message += ": " + err.Error()
+	}
+	if err := e.appendTo(m.Rollout, ev); err != nil {
+		e.log.Warn("notification outcome not recorded", "rollout", m.Rollout, "receiver", receiver, "err", err)
+	}
 }
 
 // saved queues a notification for each event that was just saved; it never blocks.

@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if d.notify, err = newNotifier(cfg.Notify, reg, log); err != nil {
 		return err
 	}
+	d.notify.historyTo(db.Append, log)
 	opts := controller.Options{
 		Store: observedStore{db, d, metrics}, Repo: timedRepo{repo, metrics, d}, Gates: countedGates{gates, metrics},
 		Logger: log, Hook: stepHooks(metrics, crashHook(log)), Identity: identity(),
