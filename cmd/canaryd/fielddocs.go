@@ -92,7 +92,7 @@ var configDocs = map[string]string{
 	"prometheus":                              "The default Prometheus for specs that name none.",
 	"prometheus.address":                      "Prometheus' base URL.",
 	"api":                                     "The status API's operator actions.",
-	"notify":                                  "Notifications of what canaryd did, sent asynchronously: a receiver that is slow or down never delays a rollout. Outcomes are counted in `canaryd_notifications_total`.",
+	"notify":                                  "Notifications of what canaryd did, sent asynchronously: a receiver that is slow or down never delays a rollout. Each delivery's outcome is counted in `canaryd_notifications_total` and recorded in the rollout's history as a `notified` event (receiver, `sent`/`failed`/`dropped`).",
 	"notify.queue":                            "How many messages may wait per receiver; beyond it new ones are dropped (and counted). Default 100.",
 	"notify.receivers":                        "Where notifications go.",
 	"notify.receivers[].name":                 "The receiver's name in logs and metrics. Required.",
