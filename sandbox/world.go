@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/canarydio/canaryd/deploy/monitoring"
 	"github.com/canarydio/canaryd/sandbox/gateway"
 	"github.com/canarydio/canaryd/sandbox/greeter"
 	"github.com/canarydio/canaryd/sandbox/promserver"
@@ -226,9 +227,14 @@ func (w *World) startPrometheus(ctx context.Context) error {
 		return err
 	}
 	w.closers = append(w.closers, logf.Close)
+	// Prometheus also scrapes canaryd and evaluates the alerts deploy/monitoring ships.
+	rules := filepath.Join(dir, "canaryd-rules.yaml")
+	if err := os.WriteFile(rules, monitoring.Rules, 0o644); err != nil {
+		return err
+	}
 	p, err := promserver.Start(ctx, promserver.Config{
-		Binary: w.opts.Prometheus, Targets: []string{w.Gateway.MetricsAddr()},
-		ScrapeInterval: time.Second, Dir: dir, Log: logf,
+		Binary: w.opts.Prometheus, Targets: []string{w.Gateway.MetricsAddr(), w.opts.Listen},
+		ScrapeInterval: time.Second, Dir: dir, Log: logf, RuleFiles: []string{rules},
 	})
 	if err != nil {
 		return err
