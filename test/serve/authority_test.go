@@ -87,7 +87,7 @@ func TestServeHoldsSurviveAnEmptyDataDir(t *testing.T) {
 		{"resume", rollout.Progressing, rollout.EventResumed},
 		{"abort", rollout.Aborted, rollout.EventAborted},
 		{"retry", rollout.Progressing, rollout.EventStarted},
-		{"promote", rollout.Succeeded, rollout.EventSucceeded},
+		{"promote?full=true", rollout.Succeeded, rollout.EventSucceeded}, // a plain promote takes one step
 	}
 	for _, s := range steps {
 		actor, reason := "ann-"+s.action, "why "+s.action
