@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -176,6 +177,18 @@ func TestWorldWithoutServe(t *testing.T) {
 	waitFor(t, 30*time.Second, "Prometheus has no v1 requests", func() bool {
 		return promValue(t, w.Prometheus.URL, q) > 0
 	})
+	// The demo's Prometheus evaluates the alerts deploy/monitoring ships.
+	resp, err := http.Get(w.Prometheus.URL + "/api/v1/rules?type=alert")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, alert := range []string{"CanarydRolledBack", "CanarydRolloutStuck", "CanarydInvalidSpec", "CanarydGitPushFailing", "CanarydNoLeader"} {
+		if !strings.Contains(string(rules), `"name":"`+alert+`"`) {
+			t.Errorf("the demo's Prometheus does not evaluate %s: %s", alert, rules)
+		}
+	}
 	addrs := []string{w.Gateway.Addr(), w.Gateway.MetricsAddr(), w.Prometheus.Addr}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
