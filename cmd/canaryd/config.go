@@ -24,6 +24,8 @@ type Config struct {
 		TokenFile  string    `yaml:"tokenFile"`
 		TokensFile string    `yaml:"tokensFile"`
 		TLS        TLSConfig `yaml:"tls"`
+		// Pprof serves the Go runtime's profiles at /debug/pprof/ to callers with a token.
+		Pprof bool `yaml:"pprof"`
 	} `yaml:"api"`
 	// Egress says which probe and Prometheus targets specs may name and which local files
 	// they may read; link-local and cloud-metadata addresses are refused by default.

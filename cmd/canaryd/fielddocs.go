@@ -106,6 +106,7 @@ var configDocs = map[string]string{
 	"api.tls":                                 "Serve the API, page and /metrics over HTTPS (TLS 1.2 or later) instead of HTTP.",
 	"api.tls.certFile":                        "A PEM certificate chain. Set with `keyFile`.",
 	"api.tls.keyFile":                         "The certificate's PEM private key.",
+	"api.pprof":                               "Serve the Go runtime's profiles (`net/http/pprof`) at `/debug/pprof/`, to callers with an operator's token only, e.g. to profile a storm of many rollouts: `curl -H 'Authorization: Bearer TOKEN' -o cpu.pprof 'http://HOST/debug/pprof/profile?seconds=30'`. Default false.",
 	"api.tokenFile":                           "A file holding the bearer token that operator actions need. Unset or empty: actions are disabled (the log and `GET /api/v1/rollouts` say so).",
 	"git.timeout":                             "How long each fetch and each push attempt may take before it fails (a remote that accepts and stays silent costs at most that). Default 1m.",
 	"git.unreachableAfter":                    "How long fetches may fail before `/readyz` answers 503 (Git unreachable), with the last error. Default 2m.",
