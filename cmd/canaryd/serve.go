@@ -114,10 +114,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
-		router, err := newRouters(kube, log)
+		router, err := newRouters(kube, k.QPS, k.Burst, log)
 		if err != nil {
 			return err
 		}
+		opts.MaxApplies = k.MaxApplies
 		if k.Mode == "apply" {
 			opts.Router = router
 		} else { // gitops: read the cluster, never write it; bake once it carries a step
