@@ -111,7 +111,7 @@ var configDocs = map[string]string{
 	"git.timeout":                             "How long each fetch and each push attempt may take before it fails (a remote that accepts and stays silent costs at most that). Default 1m.",
 	"git.unreachableAfter":                    "How long fetches may fail before `/readyz` answers 503 (Git unreachable), with the last error. Default 2m.",
 	"git.webhookSecretFile":                   "A file with the secret `POST /hooks/git` checks: GitHub's `X-Hub-Signature-256` and Gitea's `X-Gitea-Signature` (HMAC-SHA256), GitLab's `X-Gitlab-Token`. Empty or unset: the hook only triggers a fetch, rate-limited.",
-	"kubernetes.qps":                          "The client-side rate limit of canaryd's requests to the API server, per second (each weight change is a read, an update and a read-back). Default 50.",
+	"kubernetes.qps":                          "The client-side rate limit of canaryd's requests to the API server, per second (each weight change of a VirtualService is a read and an update; one that is already in place, a read). Default 50.",
 	"kubernetes.burst":                        "The burst the rate limit allows. Default 100.",
 	"kubernetes.maxApplies":                   "How many weight changes may be in flight to the API server at once, across rollouts; rollbacks and aborts wait ahead of steps forward. Default 16.",
 	"kubernetes.convergeTimeout":              "In gitops mode, how long a step forward waits for the live VirtualService to carry its committed weights before its bake starts; past it the check fails with that reason. Default 5m.",
