@@ -309,9 +309,11 @@ func (d *decision) operator(op Operator) error {
 }
 
 // busy refuses a hold while another move is being carried out: the hold is a commit of its
-// own, and one move at a time keeps Git's order the rollout's order.
+// own, and one move at a time keeps Git's order the rollout's order. A step forward is the
+// exception: the hold supersedes it (the operator wants no further step), and should the
+// step's commit land all the same, the hold is made from there.
 func (d *decision) busy(op Operator) error {
-	if p := d.st.Pending; p != nil {
+	if p := d.st.Pending; p != nil && p.Kind != rollout.Forward {
 		return fmt.Errorf("%s %q: a %s to %s is being carried out; try again when it lands: %w",
 			op.Action, d.st.Rollout, p.Kind, p.Weights, ErrIllegal)
 	}
@@ -413,11 +415,20 @@ func (d *decision) applied(a Applied) {
 // move replaced it: Git holds its weights, the state says so, and the pending move (which
 // expected the older head) is tried again from there at once.
 func (d *decision) landed(w rollout.Weights, commit, own string) {
+	s := d.st.Superseded
 	d.st.Superseded = nil
 	d.st.Weights, d.st.Commit, d.st.Own = w, commit, own
-	if p := d.st.Pending; p != nil {
-		d.move = p
+	if s.Kind == rollout.Forward || s.Kind == rollout.Promote {
+		d.enterStep(s.Step) // the step was taken
 	}
+	p := d.st.Pending
+	if p == nil {
+		return
+	}
+	if p.Kind.Hold() {
+		p.Weights, p.Step = w, d.st.Step // a hold holds what Git holds
+	}
+	d.move = p
 }
 
 // succeed ends the run: the canary serves all traffic.

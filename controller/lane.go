@@ -77,7 +77,12 @@ func (w *worker) execute(ctx context.Context, j job) (commit string, err error) 
 		commit, err = w.commit(ctx, j)
 		return commit, errors.Join(applyErr, err)
 	case m.Kind.Hold():
-		return w.commit(ctx, j)
+		// A hold moves nothing, yet it re-asserts Git's weights in the cluster: a step it
+		// superseded may have committed without reaching the cluster.
+		if commit, err = w.commit(ctx, j); err != nil {
+			return "", err
+		}
+		return commit, w.apply(ctx, j)
 	default:
 		if err := w.preflight(ctx, j); err != nil {
 			return "", err

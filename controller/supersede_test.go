@@ -88,3 +88,35 @@ func TestDecideOtherCommitStillOverrides(t *testing.T) {
 		t.Errorf("a person's edit during a superseded step: %s, superseded %v", out.State.Phase, out.State.Superseded)
 	}
 }
+
+// TestDecidePauseSupersedesAStep: a pause while a step forward is being carried out is
+// accepted and replaces the step. Should the step's commit land all the same, the pause
+// holds at the landed step's weights (it never writes the old weights back).
+func TestDecidePauseSupersedesAStep(t *testing.T) {
+	doc := mustParse(t, specYAML)
+	out, err := Decide(doc, stateIn(rollout.Progressing), Tick{At: at("10:00:00")}, at("10:00:00"))
+	if err != nil || out.Move == nil || out.Move.Kind != rollout.Forward {
+		t.Fatalf("tick: %v, move %v", err, out.Move)
+	}
+	step := *out.Move
+	out, err = Decide(doc, out.State, Operator{Action: Pause, Actor: "op"}, at("10:00:01"))
+	if err != nil {
+		t.Fatalf("pause during a step: %v", err)
+	}
+	if out.Move == nil || out.Move.Kind != rollout.Pause || out.Move.Weights != rollout.CanaryAt(40) || out.State.Phase != rollout.Paused {
+		t.Fatalf("pause during a step: %s, move %v", out.State.Phase, out.Move)
+	}
+	out, err = Decide(doc, out.State, Applied{Move: step, Commit: "c100"}, at("10:00:02"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.State.Pending
+	if out.State.Weights != step.Weights || out.State.Step != step.Step || p == nil || p.Kind != rollout.Pause ||
+		p.Weights != step.Weights || p.Step != step.Step || out.Move == nil {
+		t.Errorf("after the superseded step landed: at %s step %d, pending %v, move %v; want the pause to hold at %s step %d",
+			out.State.Weights, out.State.Step, p, out.Move, step.Weights, step.Step)
+	}
+	if _, err := Decide(doc, out.State, Operator{Action: Resume, Actor: "op"}, at("10:00:03")); err == nil {
+		t.Error("a resume while the pause's commit is pending was accepted; a hold supersedes only a step forward")
+	}
+}
