@@ -298,8 +298,8 @@ func (d *decision) operator(op Operator) error {
 		if phase != rollout.RolledBack && phase != rollout.Aborted && phase != rollout.Idle {
 			return illegal()
 		}
-		if d.st.Pending != nil {
-			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, d.st.Pending.Kind, ErrIllegal)
+		if p := d.st.Pending; p != nil && !supersedable(*p) {
+			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, p.Kind, ErrIllegal)
 		}
 		d.start(op.Actor, op.Reason)
 	default:
@@ -309,15 +309,22 @@ func (d *decision) operator(op Operator) error {
 }
 
 // busy refuses a hold while another move is being carried out: the hold is a commit of its
-// own, and one move at a time keeps Git's order the rollout's order. A step forward is the
-// exception: the hold supersedes it (the operator wants no further step), and should the
-// step's commit land all the same, the hold is made from there.
+// own, and one move at a time keeps Git's order the rollout's order. The exceptions are
+// supersedable moves.
 func (d *decision) busy(op Operator) error {
-	if p := d.st.Pending; p != nil && p.Kind != rollout.Forward {
+	if p := d.st.Pending; p != nil && !supersedable(*p) {
 		return fmt.Errorf("%s %q: a %s to %s is being carried out; try again when it lands: %w",
 			op.Action, d.st.Rollout, p.Kind, p.Weights, ErrIllegal)
 	}
 	return nil
+}
+
+// supersedable reports whether an operator's hold or retry may replace the pending move p:
+// a step forward (the operator wants no further step; should its commit land all the same,
+// the hold is made from there), or Git's weights being applied to the cluster (the hold
+// applies them too, after its commit).
+func supersedable(p rollout.Move) bool {
+	return p.Kind == rollout.Forward || p.Kind == rollout.Follow
 }
 
 // hold plans the commit that records an operator's pause or resume in Git.

@@ -120,3 +120,23 @@ func TestDecidePauseSupersedesAStep(t *testing.T) {
 		t.Error("a resume while the pause's commit is pending was accepted; a hold supersedes only a step forward")
 	}
 }
+
+// TestDecideRetrySupersedesAReassert: after a takeover an aborted rollout re-asserts Git's
+// weights in the cluster (a Follow); a retry does not wait for it (its own commit applies
+// them too), while a retry during a rollback still being carried out is refused.
+func TestDecideRetrySupersedesAReassert(t *testing.T) {
+	doc := mustParse(t, specYAML)
+	st := stateIn(rollout.Aborted)
+	st.Pending = &rollout.Move{Kind: rollout.Follow, Step: -1, Weights: st.Weights, Commit: "c0"}
+	out, err := Decide(doc, st, Operator{Action: Retry, Actor: "op"}, at("10:00:00"))
+	if err != nil || out.Move == nil || out.Move.Kind != rollout.Retry || out.State.Phase != rollout.Progressing {
+		t.Fatalf("retry during a re-assert: %v, move %v, phase %s", err, out.Move, out.State.Phase)
+	}
+	if out.State.Superseded != nil {
+		t.Errorf("a Follow was kept as superseded: %v", out.State.Superseded)
+	}
+	st.Pending = &rollout.Move{Kind: rollout.Abort, Step: -1, Weights: st.Weights}
+	if _, err := Decide(doc, st, Operator{Action: Retry, Actor: "op"}, at("10:00:00")); err == nil {
+		t.Error("a retry while the abort is being carried out was accepted")
+	}
+}
