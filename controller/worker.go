@@ -120,13 +120,18 @@ func (w *worker) wait(ctx context.Context) error {
 		req.done <- refused
 		return nil
 	case doc := <-w.docs:
+		prev := w.doc
+		if doc == prev {
+			return nil
+		}
 		old := w.doc.Spec
 		w.doc = doc
 		if doc.Spec.Schedule != old.Schedule || doc.Spec.TimeZone != old.TimeZone {
 			w.sched = doc.Schedule()
 			w.nextTick = w.sched.Next(w.now())
 		}
-		return nil
+		_, err := w.feed(SpecChanged{Old: prev})
+		return err
 	case <-timer.C():
 	}
 	now = w.now()
