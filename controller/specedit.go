@@ -63,16 +63,7 @@ func (d *decision) specChanged(old *rollout.Document) {
 
 // supersededMessage says why a rollout runs on its last valid spec.
 func supersededMessage(ps rollout.Problems) string {
-	p := ps[0]
-	msg := fmt.Sprintf("spec invalid at %s:%d: ", p.File, p.Line)
-	if p.Field != "" {
-		msg += p.Field + ": "
-	}
-	msg += p.Msg
-	if len(ps) > 1 {
-		msg += fmt.Sprintf(" (and %d more problems)", len(ps)-1)
-	}
-	return msg + "; running on the last valid spec"
+	return "spec invalid at " + ps.Summary() + "; running on the last valid spec"
 }
 
 // specDiff says what changed between two specs that matters to a running rollout, or ""

@@ -41,7 +41,8 @@ type Rollout struct {
 	Commit      string           `json:"commit,omitempty"`
 	NextTick    time.Time        `json:"nextTick,omitzero"`
 	Message     string           `json:"message,omitempty"`
-	// Problems are the spec's validation errors when Phase is Invalid.
+	// Problems are the spec's validation errors: Phase is Invalid, or the rollout runs on
+	// the last valid version of its spec (its gates check, it takes no step forward).
 	Problems []rollout.Problem `json:"problems,omitempty"`
 	Updated  time.Time         `json:"updated,omitzero"`
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
@@ -48,8 +49,8 @@ func (d *daemon) gaugeInvalid() {
 		return
 	}
 	for _, e := range d.cat.all() {
-		if len(e.problems) == 0 {
-			continue
+		if len(e.problems) == 0 || e.superseded() {
+			continue // the controller reports a superseded spec's rollout
 		}
 		st, found, err := d.db.State(e.name)
 		if err != nil {
@@ -146,4 +147,43 @@ func conflict(doc, other *rollout.Document) rollout.Problem {
 	return rollout.Problem{File: doc.File, Line: line, Col: col, Field: field,
 		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s; one route, one rollout: remove one spec",
 			other.Name(), other.File, ol, oc, t)}
+}
+
+// supersededStatus is the status message of a rollout that runs on the last valid version
+// of its invalid spec: why, then what the rollout itself last said.
+func supersededStatus(ps rollout.Problems, said string) string {
+	msg := "spec invalid at " + ps.Summary() + "; running on the last valid spec"
+	if said != "" && !strings.Contains(said, msg) {
+		msg += " (" + said + ")"
+	}
+	return msg
+}
+
+// recordInvalid appends one history event per distinct reason to every invalid rollout that
+// does not run, while this replica leads (followers never write): "spec invalid at
+// FILE:LINE: why". A reason already at the end of the rollout's history is not repeated,
+// across restarts too.
+func (d *daemon) recordInvalid(head string) {
+	if d.db == nil || !d.leading.Load() {
+		return
+	}
+	for _, e := range d.cat.all() {
+		if len(e.problems) == 0 || e.doc != nil {
+			continue
+		}
+		reason := e.problems.Error()
+		last, err := d.db.History(e.name, 0, 1)
+		if err != nil {
+			d.log.Warn("read history", "rollout", e.name, "err", err)
+			continue
+		}
+		if len(last) == 1 && last[0].Kind == rollout.EventInvalid && last[0].Reason == reason {
+			continue
+		}
+		ev := rollout.Event{Time: time.Now(), Kind: rollout.EventInvalid, Phase: rollout.Invalid, Step: -1, Commit: head,
+			Reason: reason, Message: "spec invalid at " + e.problems.Summary() + "; the rollout does not run until it is fixed"}
+		if err := d.db.Append(e.name, ev); err != nil {
+			d.log.Warn("record an invalid spec", "rollout", e.name, "err", err)
+		}
+	}
 }

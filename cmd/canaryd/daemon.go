@@ -71,6 +71,7 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	}
 	docs := d.cat.replace(entries)
 	d.gaugeInvalid()
+	d.recordInvalid(head)
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head

@@ -62,16 +62,21 @@ func parseSpecs(files map[string][]byte) map[string]*entry {
 }
 
 // replace installs the new entries, keeping the old document of every rollout whose spec
-// did not change (so the controller sees a change only when there is one). It returns the
-// valid documents.
+// did not change (so the controller sees a change only when there is one). A rollout that
+// ran on a valid spec whose new version is invalid keeps running on the last valid one,
+// marked Superseded (see supersede). It returns the documents to run.
 func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var docs []*rollout.Document
 	for name, e := range next {
-		if old, ok := c.entries[name]; ok && old.source == e.source {
+		old, ok := c.entries[name]
+		switch {
+		case ok && old.source == e.source:
 			next[name] = old
 			e = old
+		case ok && old.doc != nil && e.doc == nil && len(e.problems) > 0:
+			e.supersede(old)
 		}
 		if e.doc != nil {
 			docs = append(docs, e.doc)
@@ -81,6 +86,19 @@ func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 	slices.SortFunc(docs, func(a, b *rollout.Document) int { return strings.Compare(a.Name(), b.Name()) })
 	return docs
 }
+
+// supersede makes e, whose spec is invalid, run on old's document, the last valid version
+// of its spec, so that a canary with traffic is never left unguarded: its gates keep
+// checking and a failing canary rolls back, but it takes no step forward until the spec is
+// fixed (rollout.Document.Superseded). Status shows e's problems beside the rollout's phase.
+func (e *entry) supersede(old *entry) {
+	doc := *old.doc
+	doc.Superseded = e.problems
+	e.doc, e.sched = &doc, old.sched
+}
+
+// superseded reports whether e runs on the last valid version of its invalid spec.
+func (e *entry) superseded() bool { return e.doc != nil && len(e.doc.Superseded) > 0 }
 
 func (c *catalog) get(name string) (*entry, bool) {
 	c.mu.Lock()
