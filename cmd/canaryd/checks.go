@@ -30,7 +30,64 @@ func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
 		}
 	}
 	markConflicts(entries)
+	d.lastValidSpecs(entries)
 	return entries
+}
+
+// Bounds of the search for a rollout's last valid spec in the spec file's history.
+const (
+	lastValidDepth    = 500 // commits looked back
+	lastValidVersions = 20  // earlier versions of the file parsed
+)
+
+// lastValidSpecs finds, for each invalid rollout that canaryd has not run since it started
+// but that the store says has a canary with traffic under way (a restart while its spec was
+// invalid), the last valid version of its spec in Git, so that the canary is not left
+// unguarded: the rollout runs on it, Superseded, as if its spec had turned invalid while it
+// ran. A rollout with no such version stays Invalid.
+func (d *daemon) lastValidSpecs(entries map[string]*entry) {
+	if d.db == nil {
+		return
+	}
+	for name, e := range entries {
+		if e.doc != nil || len(e.problems) == 0 {
+			continue
+		}
+		if _, known := d.cat.get(name); known {
+			continue // the catalog keeps what it ran (replace)
+		}
+		st, ok, err := d.db.State(name)
+		if err != nil || !ok || st.Weights.Canary == 0 || (st.Phase != rollout.Progressing && st.Phase != rollout.Paused) {
+			continue
+		}
+		if doc := d.lastValid(e); doc != nil {
+			e.supersedeWith(doc, doc.Schedule())
+			d.log.Warn("invalid spec: running on the last valid one in git", "rollout", name, "weight", st.Weights.Canary)
+		}
+	}
+}
+
+// lastValid returns the newest earlier version of e's spec in Git that validates and passes
+// the daemon's checks, or nil.
+func (d *daemon) lastValid(e *entry) *rollout.Document {
+	file, _, _ := strings.Cut(e.source, "\x00")
+	versions, err := d.repo.Versions(file, lastValidDepth, lastValidVersions, rollout.MaxSpecBytes)
+	if err != nil {
+		d.log.Warn("read earlier versions of a spec", "rollout", e.name, "err", err)
+	}
+	for _, data := range versions {
+		docs, _ := rollout.Parse(file, data)
+		for _, doc := range docs {
+			if doc.Name() != e.name || len(doc.Problems) > 0 {
+				continue
+			}
+			if d.cfg.egress != nil && len(d.cfg.egress.Check(doc)) > 0 {
+				continue
+			}
+			return doc
+		}
+	}
+	return nil
 }
 
 // invalidate makes e Invalid with ps added to its problems. Its source changes with them, so
@@ -167,6 +224,8 @@ func (d *daemon) recordInvalid(head string) {
 	if d.db == nil || !d.leading.Load() {
 		return
 	}
+	d.invalidMu.Lock()
+	defer d.invalidMu.Unlock()
 	for _, e := range d.cat.all() {
 		if len(e.problems) == 0 || e.doc != nil {
 			continue

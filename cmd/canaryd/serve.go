@@ -188,6 +188,7 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *serv
 		}
 		d.leading.Store(true)
 		defer d.leading.Store(false)
+		d.recordInvalid("") // what the specs read while following could not record
 		m.SetLeader(true)
 		defer m.SetLeader(false)
 		err := d.ctrl.Run(ctx)

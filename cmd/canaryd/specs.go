@@ -91,10 +91,13 @@ func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 // of its spec, so that a canary with traffic is never left unguarded: its gates keep
 // checking and a failing canary rolls back, but it takes no step forward until the spec is
 // fixed (rollout.Document.Superseded). Status shows e's problems beside the rollout's phase.
-func (e *entry) supersede(old *entry) {
-	doc := *old.doc
+func (e *entry) supersede(old *entry) { e.supersedeWith(old.doc, old.sched) }
+
+// supersedeWith makes e, whose spec is invalid, run on last, the last valid version of it.
+func (e *entry) supersedeWith(last *rollout.Document, sched rollout.Schedule) {
+	doc := *last
 	doc.Superseded = e.problems
-	e.doc, e.sched = &doc, old.sched
+	e.doc, e.sched = &doc, sched
 }
 
 // superseded reports whether e runs on the last valid version of its invalid spec.

@@ -131,8 +131,9 @@ func TestServeSpecEditExtendsSteps(t *testing.T) {
 
 // TestServeSpecMadeInvalidAt40StillRollsBack: the spec of a rollout at 40 % becomes
 // invalid, then the canary starts failing: the last valid spec's gates still judge it and
-// it rolls back (Git and the cluster at 0). Status says so beside the phase, and history
-// holds one invalid event per distinct reason.
+// it rolls back (Git and the cluster at 0), also after a restart while the spec is
+// invalid. Status says so beside the phase, and history holds one invalid event per
+// distinct reason.
 func TestServeSpecMadeInvalidAt40StillRollsBack(t *testing.T) {
 	w := newWorld(t)
 	w.slowBake("30s")
@@ -150,6 +151,12 @@ func TestServeSpecMadeInvalidAt40StillRollsBack(t *testing.T) {
 		evs := w.eventsOf(rollout.EventInvalid)
 		return len(evs) == 2 && strings.Contains(evs[0].Reason, "stepz"), fmt.Sprint(evs)
 	})
+	// A restart while the spec is invalid finds the last valid spec in Git's history.
+	w.stop()
+	w.serve()
+	if r := w.status(); r.Phase != rollout.Progressing || !strings.Contains(r.Message, "running on the last valid spec") || len(r.Problems) != 2 {
+		t.Fatalf("after a restart: %s %q %v", r.Phase, r.Message, r.Problems)
+	}
 	w.v2.SetErrors(1.0, codes.Unavailable)
 	r := w.waitPhase(90*time.Second, rollout.RolledBack, rollout.Succeeded)
 	if r.Phase != rollout.RolledBack {
