@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -260,4 +263,41 @@ func TestRecoverAfterTheStepsChanged(t *testing.T) {
 	if st.Phase != rollout.Progressing || st.Step != 1 {
 		t.Fatalf("recovered %s at step %d, want Progressing at step 1 (20 %%, next 100)", st.Phase, st.Step)
 	}
+}
+
+// TestLoopTakesASpecEdit: the worker feeds a new spec to Decide when Set gives it one: at
+// 40 % of [0, 40, 100], steps [0, 40, 60, 100] go on to 60 then 100.
+func TestLoopTakesASpecEdit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, at("09:03:00"), pass)
+		defer h.stop()
+		h.expect("09:10:00", rollout.Progressing, 40)
+		h.ctrl.Set([]*rollout.Document{withSteps(t, "[0, 40, 60, 100]", "")})
+		synctest.Wait()
+		if evs := h.store.events("demo", rollout.EventSpecChanged); len(evs) != 1 || evs[0].Message != "steps 0,40,100 -> 0,40,60,100: at 40 %, next 60" {
+			t.Errorf("spec-changed events %+v", evs)
+		}
+		h.expect("09:20:00", rollout.Progressing, 60)
+		h.expect("09:30:00", rollout.Progressing, 100)
+		if got, want := h.repo.weights(), []int{0, 40, 60, 100}; !cmp.Equal(got, want) {
+			t.Errorf("commits of canary weights %v, want %v", got, want)
+		}
+	})
+}
+
+// TestLoopRollsBackOnASupersededSpec: a rollout at 40 % whose spec turned invalid runs on
+// the last valid one: no step at the next tick, and a canary that starts failing rolls back.
+func TestLoopRollsBackOnASupersededSpec(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, at("09:03:00"), failFrom("09:21:00"))
+		defer h.stop()
+		h.expect("09:10:00", rollout.Progressing, 40)
+		h.ctrl.Set([]*rollout.Document{superseded(h.doc, "40 is duplicated")})
+		synctest.Wait()
+		h.expect("09:20:30", rollout.Progressing, 40) // the 09:20 tick took no step
+		h.expect("09:22:00", rollout.RolledBack, 0)
+		if evs := h.store.events("demo", rollout.EventInvalid); len(evs) != 1 {
+			t.Errorf("invalid events %+v, want one", evs)
+		}
+	})
 }
