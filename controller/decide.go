@@ -56,7 +56,7 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 	var err error
 	switch in := in.(type) {
 	case Start:
-		if d.st.Phase == rollout.Idle && len(doc.Superseded) == 0 {
+		if d.st.Phase == rollout.Idle && len(doc.Invalidated) == 0 {
 			d.start("", "")
 		}
 	case Tick:
@@ -164,9 +164,9 @@ func (d *decision) tick(at time.Time) {
 		d.settle()
 		return
 	}
-	if why := d.notReady(); why != "" || len(d.doc.Superseded) > 0 {
+	if why := d.notReady(); why != "" || len(d.doc.Invalidated) > 0 {
 		if why == "" {
-			why = "no step forward until the spec is fixed: " + supersededMessage(d.doc.Superseded)
+			why = "no step forward until the spec is fixed: " + invalidatedMessage(d.doc.Invalidated)
 		}
 		d.st.Message = "waiting: " + why
 		d.settle()
@@ -299,8 +299,8 @@ func (d *decision) operator(op Operator) error {
 		if d.st.Pending != nil {
 			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, d.st.Pending.Kind, ErrIllegal)
 		}
-		if len(d.doc.Superseded) > 0 {
-			return fmt.Errorf("retry %q: %s; fix the spec first: %w", d.st.Rollout, supersededMessage(d.doc.Superseded), ErrIllegal)
+		if len(d.doc.Invalidated) > 0 {
+			return fmt.Errorf("retry %q: %s; fix the spec first: %w", d.st.Rollout, invalidatedMessage(d.doc.Invalidated), ErrIllegal)
 		}
 		d.start(op.Actor, op.Reason)
 	default:

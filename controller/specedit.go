@@ -20,7 +20,7 @@ import (
 //   - The step's bake keeps its start; the new bake applies to it. Gates the new spec drops
 //     are forgotten, gates it adds must pass before the step may advance.
 //   - A forward move under way lands where it was decided; the new step list counts from there.
-//   - A document marked Superseded is the last valid spec of one that no longer validates:
+//   - A document marked Invalidated is the last valid spec of one that no longer validates:
 //     its gates keep checking and rollbacks still happen, but no step forward is taken and
 //     no run starts until the spec is fixed.
 //
@@ -42,9 +42,9 @@ func (d *decision) specChanged(old *rollout.Document) {
 			delete(d.st.Gates, g)
 		}
 	}
-	was, is := old.Superseded.Error(), d.doc.Superseded.Error()
+	was, is := old.Invalidated.Error(), d.doc.Invalidated.Error()
 	if is != "" && is != was {
-		msg := supersededMessage(d.doc.Superseded)
+		msg := invalidatedMessage(d.doc.Invalidated)
 		d.st.Message = msg
 		d.event(rollout.EventInvalid, func(ev *rollout.Event) { ev.Message, ev.Reason = msg, is })
 		return
@@ -61,8 +61,8 @@ func (d *decision) specChanged(old *rollout.Document) {
 	d.event(rollout.EventSpecChanged, func(ev *rollout.Event) { ev.Message = msg })
 }
 
-// supersededMessage says why a rollout runs on its last valid spec.
-func supersededMessage(ps rollout.Problems) string {
+// invalidatedMessage says why a rollout runs on its last valid spec.
+func invalidatedMessage(ps rollout.Problems) string {
 	return "spec invalid at " + ps.Summary() + "; running on the last valid spec"
 }
 
@@ -107,7 +107,7 @@ func (d *decision) where() string {
 	if d.st.Phase == rollout.Paused {
 		s += " (paused)"
 	}
-	if len(d.doc.Superseded) > 0 {
+	if len(d.doc.Invalidated) > 0 {
 		s += "; running on the last valid spec"
 	}
 	return s

@@ -20,10 +20,10 @@ func withSteps(t *testing.T, steps, extra string) *rollout.Document {
 
 const probeYAML = "  probe:\n    grpcurl: -plaintext gw:8080 helloworld.Greeter/SayHello\n"
 
-// superseded is doc marked as the last valid spec of one that no longer validates.
-func superseded(doc *rollout.Document, why string) *rollout.Document {
+// invalidated is doc marked as the last valid spec of one that no longer validates.
+func invalidated(doc *rollout.Document, why string) *rollout.Document {
 	cp := *doc
-	cp.Superseded = rollout.Problems{{File: "rollouts/demo.yaml", Line: 12, Col: 5, Field: "spec.steps[1]", Msg: why}}
+	cp.Invalidated = rollout.Problems{{File: "rollouts/demo.yaml", Line: 12, Col: 5, Field: "spec.steps[1]", Msg: why}}
 	return &cp
 }
 
@@ -120,7 +120,7 @@ func TestDecideSpecChangedEveryPhase(t *testing.T) {
 	cur := withSteps(t, "[0, 20, 60, 100]", probeYAML)
 	for _, phase := range rollout.Phases {
 		t.Run(string(phase), func(t *testing.T) {
-			for _, doc := range []*rollout.Document{cur, superseded(old, "is duplicated")} {
+			for _, doc := range []*rollout.Document{cur, invalidated(old, "is duplicated")} {
 				st := stateIn(phase)
 				out, err := Decide(doc, st, SpecChanged{Old: old}, at("10:00:00"))
 				if err != nil {
@@ -161,12 +161,12 @@ func TestDecideStepUnderWayWhenStepsAreCut(t *testing.T) {
 	}
 }
 
-// TestDecideSupersededSpec: on the last valid spec of one that no longer validates, the
+// TestDecideInvalidatedSpec: on the last valid spec of one that no longer validates, the
 // gates keep running and a failing canary rolls back; no step forward, no new run; one
 // event per distinct reason; a fixed spec records that it is valid again.
-func TestDecideSupersededSpec(t *testing.T) {
+func TestDecideInvalidatedSpec(t *testing.T) {
 	good := mustParse(t, specYAML)
-	bad := superseded(good, "40 is duplicated")
+	bad := invalidated(good, "40 is duplicated")
 	out, err := Decide(bad, at40(rollout.Progressing), SpecChanged{Old: good}, at("10:00:00"))
 	if err != nil {
 		t.Fatal(err)
@@ -178,17 +178,17 @@ func TestDecideSupersededSpec(t *testing.T) {
 	if out.State.Message != said {
 		t.Errorf("message %q, want %q", out.State.Message, said)
 	}
-	again, _ := Decide(superseded(good, "40 is duplicated"), out.State, SpecChanged{Old: bad}, at("10:00:30"))
+	again, _ := Decide(invalidated(good, "40 is duplicated"), out.State, SpecChanged{Old: bad}, at("10:00:30"))
 	if len(again.Events) != 0 {
 		t.Errorf("the same reason recorded again: %+v", again.Events)
 	}
-	other := superseded(good, "unknown field \"stepz\"")
+	other := invalidated(good, "unknown field \"stepz\"")
 	if o, _ := Decide(other, out.State, SpecChanged{Old: bad}, at("10:00:40")); len(o.Events) != 1 || o.Events[0].Kind != rollout.EventInvalid {
 		t.Errorf("a new reason: events %+v, want one %s", o.Events, rollout.EventInvalid)
 	}
 	tick, _ := Decide(bad, out.State, Tick{At: at("10:10:00")}, at("10:10:00"))
 	if tick.Move != nil || !strings.Contains(tick.State.Message, "no step forward until the spec is fixed") {
-		t.Errorf("tick on a superseded spec: move %+v, message %q; want no step", tick.Move, tick.State.Message)
+		t.Errorf("tick on an invalidated spec: move %+v, message %q; want no step", tick.Move, tick.State.Message)
 	}
 	fail := Verdicts{[]rollout.Verdict{{Gate: rollout.TemplateSuccessRate, Result: rollout.Fail, Reason: "0.5 < 0.99"}}}
 	st := tick.State
@@ -197,13 +197,13 @@ func TestDecideSupersededSpec(t *testing.T) {
 		st = o.State
 	}
 	if st.Phase != rollout.RolledBack || st.Pending == nil || st.Pending.Kind != rollout.Rollback || st.Pending.Weights.Canary != 0 {
-		t.Fatalf("a failing canary on a superseded spec: %s, pending %+v; want a rollback to 0", st.Phase, st.Pending)
+		t.Fatalf("a failing canary on an invalidated spec: %s, pending %+v; want a rollback to 0", st.Phase, st.Pending)
 	}
 	if _, err := Decide(bad, stateIn(rollout.RolledBack), Operator{Action: Retry, Actor: "op"}, at("10:12:00")); !errors.Is(err, ErrIllegal) {
-		t.Errorf("retry on a superseded spec: err %v, want ErrIllegal", err)
+		t.Errorf("retry on an invalidated spec: err %v, want ErrIllegal", err)
 	}
 	if o, _ := Decide(bad, NewState("demo", rollout.CanaryAt(0)), Start{}, at("10:12:00")); o.State.Phase != rollout.Idle {
-		t.Errorf("a run started on a superseded spec: %s", o.State.Phase)
+		t.Errorf("a run started on an invalidated spec: %s", o.State.Phase)
 	}
 	fixed := withSteps(t, "[0, 50, 100]", "")
 	o, _ := Decide(fixed, out.State, SpecChanged{Old: bad}, at("10:13:00"))
@@ -285,14 +285,14 @@ func TestLoopTakesASpecEdit(t *testing.T) {
 	})
 }
 
-// TestLoopRollsBackOnASupersededSpec: a rollout at 40 % whose spec turned invalid runs on
+// TestLoopRollsBackOnAnInvalidatedSpec: a rollout at 40 % whose spec turned invalid runs on
 // the last valid one: no step at the next tick, and a canary that starts failing rolls back.
-func TestLoopRollsBackOnASupersededSpec(t *testing.T) {
+func TestLoopRollsBackOnAnInvalidatedSpec(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, at("09:03:00"), failFrom("09:21:00"))
 		defer h.stop()
 		h.expect("09:10:00", rollout.Progressing, 40)
-		h.ctrl.Set([]*rollout.Document{superseded(h.doc, "40 is duplicated")})
+		h.ctrl.Set([]*rollout.Document{invalidated(h.doc, "40 is duplicated")})
 		synctest.Wait()
 		h.expect("09:20:30", rollout.Progressing, 40) // the 09:20 tick took no step
 		h.expect("09:22:00", rollout.RolledBack, 0)

@@ -43,7 +43,7 @@ const (
 // lastValidSpecs finds, for each invalid rollout that canaryd has not run since it started
 // but that the store says has a canary with traffic under way (a restart while its spec was
 // invalid), the last valid version of its spec in Git, so that the canary is not left
-// unguarded: the rollout runs on it, Superseded, as if its spec had turned invalid while it
+// unguarded: the rollout runs on it, Invalidated, as if its spec had turned invalid while it
 // ran. A rollout with no such version stays Invalid.
 func (d *daemon) lastValidSpecs(entries map[string]*entry) {
 	if d.db == nil {
@@ -61,7 +61,7 @@ func (d *daemon) lastValidSpecs(entries map[string]*entry) {
 			continue
 		}
 		if doc := d.lastValid(e); doc != nil {
-			e.supersedeWith(doc, doc.Schedule())
+			e.runOnLastValid(doc, doc.Schedule())
 			d.log.Warn("invalid spec: running on the last valid one in git", "rollout", name, "weight", st.Weights.Canary)
 		}
 	}
@@ -106,8 +106,8 @@ func (d *daemon) gaugeInvalid() {
 		return
 	}
 	for _, e := range d.cat.all() {
-		if len(e.problems) == 0 || e.superseded() {
-			continue // the controller reports a superseded spec's rollout
+		if len(e.problems) == 0 || e.onLastValid() {
+			continue // the controller reports an invalidated spec's rollout
 		}
 		st, found, err := d.db.State(e.name)
 		if err != nil {
@@ -206,9 +206,9 @@ func conflict(doc, other *rollout.Document) rollout.Problem {
 			other.Name(), other.File, ol, oc, t)}
 }
 
-// supersededStatus is the status message of a rollout that runs on the last valid version
+// invalidatedStatus is the status message of a rollout that runs on the last valid version
 // of its invalid spec: why, then what the rollout itself last said.
-func supersededStatus(ps rollout.Problems, said string) string {
+func invalidatedStatus(ps rollout.Problems, said string) string {
 	msg := "spec invalid at " + ps.Summary() + "; running on the last valid spec"
 	if said != "" && !strings.Contains(said, msg) {
 		msg += " (" + said + ")"

@@ -124,7 +124,7 @@ func (e *eventNotifier) specs(entries []*entry, head string) {
 	}
 	for _, en := range entries {
 		switch {
-		case en.superseded():
+		case en.onLastValid():
 			// Its rollout runs on the last valid spec: the controller's invalid event notifies.
 		case len(en.problems) > 0:
 			e.n.Invalid(en.name, head, en.problems.Error())

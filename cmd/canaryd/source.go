@@ -31,9 +31,9 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 			r.NextTick = e.sched.Next(time.Now())
 		}
 	}
-	if e.superseded() {
+	if e.onLastValid() {
 		r.Problems = e.problems
-		r.Message = supersededStatus(e.problems, r.Message)
+		r.Message = invalidatedStatus(e.problems, r.Message)
 	} else if len(e.problems) > 0 {
 		r.Phase, r.Problems = rollout.Invalid, e.problems
 		r.Message = fmt.Sprintf("the spec does not validate (%d problems); fix it in Git", len(e.problems))

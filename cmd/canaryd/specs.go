@@ -64,7 +64,7 @@ func parseSpecs(files map[string][]byte) map[string]*entry {
 // replace installs the new entries, keeping the old document of every rollout whose spec
 // did not change (so the controller sees a change only when there is one). A rollout that
 // ran on a valid spec whose new version is invalid keeps running on the last valid one,
-// marked Superseded (see supersede). It returns the documents to run.
+// marked Invalidated (see keepLastValid). It returns the documents to run.
 func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -76,7 +76,7 @@ func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 			next[name] = old
 			e = old
 		case ok && old.doc != nil && e.doc == nil && len(e.problems) > 0:
-			e.supersede(old)
+			e.keepLastValid(old)
 		}
 		if e.doc != nil {
 			docs = append(docs, e.doc)
@@ -87,21 +87,21 @@ func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 	return docs
 }
 
-// supersede makes e, whose spec is invalid, run on old's document, the last valid version
+// keepLastValid makes e, whose spec is invalid, run on old's document, the last valid version
 // of its spec, so that a canary with traffic is never left unguarded: its gates keep
 // checking and a failing canary rolls back, but it takes no step forward until the spec is
-// fixed (rollout.Document.Superseded). Status shows e's problems beside the rollout's phase.
-func (e *entry) supersede(old *entry) { e.supersedeWith(old.doc, old.sched) }
+// fixed (rollout.Document.Invalidated). Status shows e's problems beside the rollout's phase.
+func (e *entry) keepLastValid(old *entry) { e.runOnLastValid(old.doc, old.sched) }
 
-// supersedeWith makes e, whose spec is invalid, run on last, the last valid version of it.
-func (e *entry) supersedeWith(last *rollout.Document, sched rollout.Schedule) {
+// runOnLastValid makes e, whose spec is invalid, run on last, the last valid version of it.
+func (e *entry) runOnLastValid(last *rollout.Document, sched rollout.Schedule) {
 	doc := *last
-	doc.Superseded = e.problems
+	doc.Invalidated = e.problems
 	e.doc, e.sched = &doc, sched
 }
 
-// superseded reports whether e runs on the last valid version of its invalid spec.
-func (e *entry) superseded() bool { return e.doc != nil && len(e.doc.Superseded) > 0 }
+// onLastValid reports whether e runs on the last valid version of its invalid spec.
+func (e *entry) onLastValid() bool { return e.doc != nil && len(e.doc.Invalidated) > 0 }
 
 func (c *catalog) get(name string) (*entry, bool) {
 	c.mu.Lock()
