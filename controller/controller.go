@@ -190,24 +190,40 @@ func (c *Controller) worker(name string) (*worker, error) {
 }
 
 // Act carries out an operator action and returns once it is recorded (the move it asks for,
-// if any, follows). It returns ErrNotFound or an error wrapping ErrIllegal.
+// if any, follows). It never waits behind a move or a check of the rollout: the worker
+// decides beside them. It returns ErrNotFound or an error wrapping ErrIllegal.
 func (c *Controller) Act(ctx context.Context, name string, op Operator) error {
-	return c.send(ctx, name, op)
+	w, err := c.worker(name)
+	if err != nil {
+		return err
+	}
+	req := request{in: op, done: make(chan error, 1)}
+	w.mail.putOp(req)
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.stopped:
+		return fmt.Errorf("rollout %q: stopped", name)
+	}
 }
 
 // Observe tells the controller what Git now says about a rollout (from a fetch or a webhook).
-// What it says about a rollout that is about to start is kept for it, never lost.
-func (c *Controller) Observe(ctx context.Context, ch rollout.GitChange) error {
+// It never waits for the rollout's worker: the newest word per rollout is kept until the
+// worker reads it. What it says about a rollout that is about to start is kept for it.
+func (c *Controller) Observe(_ context.Context, ch rollout.GitChange) error {
 	c.mu.Lock()
-	_, running := c.workers[ch.Rollout]
-	_, wanted := c.docs[ch.Rollout]
-	if !running && wanted {
-		c.queued[ch.Rollout] = append(c.queued[ch.Rollout], Git{Change: ch})
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if w, ok := c.workers[ch.Rollout]; ok {
+		w.mail.putGit(ch)
 		return nil
 	}
-	c.mu.Unlock()
-	return c.send(ctx, ch.Rollout, Git{Change: ch})
+	if _, wanted := c.docs[ch.Rollout]; wanted {
+		c.queued[ch.Rollout] = append(c.queued[ch.Rollout], Git{Change: ch})
+		return nil
+	}
+	return fmt.Errorf("rollout %q: %w", ch.Rollout, ErrNotFound)
 }
 
 // takeQueued returns and forgets the inputs kept for a rollout's new worker.
@@ -217,25 +233,4 @@ func (c *Controller) takeQueued(name string) []Input {
 	q := c.queued[name]
 	delete(c.queued, name)
 	return q
-}
-
-func (c *Controller) send(ctx context.Context, name string, in Input) error {
-	w, err := c.worker(name)
-	if err != nil {
-		return err
-	}
-	req := request{in: in, done: make(chan error, 1)}
-	select {
-	case w.inbox <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-w.stopped:
-		return fmt.Errorf("rollout %q: stopped", name)
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -53,7 +53,10 @@ type GitConfig struct {
 	PollInterval rollout.Duration `yaml:"pollInterval"`
 	// UnreachableAfter is how long fetches may fail before /readyz says not ready (2m).
 	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
-	Auth             struct {
+	// Timeout bounds each fetch and each push attempt (1m): a remote that accepts and then
+	// stays silent costs at most that.
+	Timeout rollout.Duration `yaml:"timeout"`
+	Auth    struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`

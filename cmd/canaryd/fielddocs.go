@@ -107,6 +107,7 @@ var configDocs = map[string]string{
 	"api.tls.certFile":                        "A PEM certificate chain. Set with `keyFile`.",
 	"api.tls.keyFile":                         "The certificate's PEM private key.",
 	"api.tokenFile":                           "A file holding the bearer token that operator actions need. Unset or empty: actions are disabled (the log and `GET /api/v1/rollouts` say so).",
+	"git.timeout":                             "How long each fetch and each push attempt may take before it fails (a remote that accepts and stays silent costs at most that). Default 1m.",
 	"git.unreachableAfter":                    "How long fetches may fail before `/readyz` answers 503 (Git unreachable), with the last error. Default 2m.",
 	"git.webhookSecretFile":                   "A file with the secret `POST /hooks/git` checks: GitHub's `X-Hub-Signature-256` and Gitea's `X-Gitea-Signature` (HMAC-SHA256), GitLab's `X-Gitlab-Token`. Empty or unset: the hook only triggers a fetch, rate-limited.",
 	"kubernetes.convergeTimeout":              "In gitops mode, how long a step forward waits for the live VirtualService to carry its committed weights before its bake starts; past it the check fails with that reason. Default 5m.",

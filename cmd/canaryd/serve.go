@@ -289,6 +289,7 @@ func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
 		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
 		Committer:      gitops.Signature{Name: cfg.Git.Committer.Name, Email: cfg.Git.Committer.Email},
 		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log,
+		FetchTimeout: cfg.Git.Timeout.Duration, PushTimeout: cfg.Git.Timeout.Duration,
 	}
 }
 
