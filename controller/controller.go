@@ -36,6 +36,9 @@ type Options struct {
 	// RetryBackoff is how long a failed move waits before it is tried again (default 2s);
 	// it doubles up to MaxBackoff (default 1m).
 	RetryBackoff, MaxBackoff time.Duration
+	// MaxApplies bounds the writes to the cluster in flight at once, across rollouts
+	// (default DefaultMaxApplies); rollbacks and aborts wait ahead of steps forward.
+	MaxApplies int
 	// Hook, when set, is called at each point of the step protocol ("intent", "committed",
 	// "applied", "recorded"). Tests use it to kill the process at a chosen point.
 	Hook func(point string, m rollout.Move)
@@ -53,6 +56,7 @@ type Controller struct {
 	// queued holds what Git said about rollouts whose worker has not started yet.
 	queued  map[string][]Input
 	changed chan struct{}
+	applies *applyGate
 }
 
 // New returns a controller; call Set to give it rollouts and Run to run them.
@@ -66,12 +70,16 @@ func New(opts Options) *Controller {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Minute
 	}
+	if opts.MaxApplies <= 0 {
+		opts.MaxApplies = DefaultMaxApplies
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{opts: opts, log: log, docs: map[string]*rollout.Document{},
-		workers: map[string]*worker{}, queued: map[string][]Input{}, changed: make(chan struct{}, 1)}
+		workers: map[string]*worker{}, queued: map[string][]Input{}, changed: make(chan struct{}, 1),
+		applies: newApplyGate(opts.MaxApplies)}
 }
 
 // Set replaces the set of rollouts to run. Rollouts that are new start; ones no longer in

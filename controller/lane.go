@@ -140,6 +140,10 @@ func (w *worker) apply(ctx context.Context, j job) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if err := w.c.applies.acquire(ctx, j.m.Kind.Backward()); err != nil {
+		return fmt.Errorf("apply %s: waiting for a turn to write to the cluster: %w", j.m.Weights, err)
+	}
+	defer w.c.applies.release()
 	if err := w.guard("apply", func() error { return w.c.opts.Router.SetWeights(ctx, j.doc, j.m.Weights) }); err != nil {
 		return fmt.Errorf("apply %s: %w", j.m.Weights, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -305,11 +306,17 @@ func (w *worker) finished(r laneResult) error {
 	case mv.superseded:
 	case p != nil && sameMove(*p, r.m):
 		w.backoff = min(max(2*w.backoff, w.c.opts.RetryBackoff), w.c.opts.MaxBackoff)
-		w.retryAt = w.now().Add(w.backoff)
+		w.retryAt = w.now().Add(jitter(w.backoff))
 	case r.err == nil:
 		w.hook("recorded", r.m)
 	}
 	return nil
+}
+
+// jitter spreads a retry over 80..120 % of d, so that many rollouts failing at once (a Git
+// outage) do not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
 }
 
 // checkWanted reports whether the gates watch the rollout in this state.

@@ -83,7 +83,8 @@ func TestServeBusyRolloutBlocksNoOne(t *testing.T) {
 	t.Logf("hand edit %.12s shown as Overridden %s after its push (poll interval 1s): %s", edit, time.Since(edited), r.Message)
 
 	aborted := time.Now()
-	code, body := w.api("POST", "/api/v1/rollouts/"+slow.name+"/abort", w.token, map[string]string{"actor": "oncall", "reason": "probe hangs"})
+	// An action is answered once it is recorded, never after the rollout's probe.
+	code, body := w.apiWithin(10*time.Second, "POST", "/api/v1/rollouts/"+slow.name+"/abort", w.token, map[string]string{"actor": "oncall", "reason": "probe hangs"})
 	if code != 200 {
 		t.Fatalf("abort: %d %s", code, body)
 	}
