@@ -195,6 +195,12 @@ func TestServeResumeFromOverriddenAt100Succeeds(t *testing.T) {
 	if r.Weights.Canary != 100 {
 		t.Fatalf("Overridden at %s, want the hand edit's 100", r.Weights)
 	}
+	// canaryd applies what Git says before it takes a resume: wait for the cluster to hold
+	// it and for the rollout to have recorded so.
+	w.eventually(30*time.Second, "the hand edit applied", func() (bool, string) {
+		r, c := w.status(), w.clusterWeights()
+		return c.Canary == 100 && strings.Contains(r.Message, "following"), c.String() + " " + r.Message
+	})
 	w.act("resume", "ann", "v2 looks fine at 100")
 	w.checkSucceededAt100()
 	c := w.canarydCommits()[0]
