@@ -60,7 +60,7 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 	var err error
 	switch in := in.(type) {
 	case Start:
-		if d.st.Phase == rollout.Idle {
+		if d.st.Phase == rollout.Idle && len(doc.Invalidated) == 0 {
 			d.start("", "")
 		}
 	case Tick:
@@ -73,6 +73,8 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 		d.git(in.Change)
 	case Applied:
 		d.applied(in)
+	case SpecChanged:
+		d.specChanged(in.Old)
 	default:
 		panic(fmt.Sprintf("controller: unknown input %T", in))
 	}
@@ -169,7 +171,10 @@ func (d *decision) tick(at time.Time) {
 		d.settle()
 		return
 	}
-	if why := d.notReady(); why != "" {
+	if why := d.notReady(); why != "" || len(d.doc.Invalidated) > 0 {
+		if why == "" {
+			why = "no step forward until the spec is fixed: " + invalidatedMessage(d.doc.Invalidated)
+		}
 		d.st.Message = "waiting: " + why
 		d.settle()
 		return
@@ -301,6 +306,9 @@ func (d *decision) operator(op Operator) error {
 		if p := d.st.Pending; p != nil && !supersedable(*p) {
 			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, p.Kind, ErrIllegal)
 		}
+		if len(d.doc.Invalidated) > 0 {
+			return fmt.Errorf("retry %q: %s; fix the spec first: %w", d.st.Rollout, invalidatedMessage(d.doc.Invalidated), ErrIllegal)
+		}
 		d.start(op.Actor, op.Reason)
 	default:
 		return illegal()
@@ -390,10 +398,13 @@ func (d *decision) applied(a Applied) {
 		}
 	}
 	kind := rollout.EventStep
+	// The step a move lands on is the step of its weights in the spec as it is now: the
+	// spec may have changed while the move was under way.
+	onStep := d.adopt(p.Weights.Canary)
 	switch p.Kind {
 	case rollout.Forward, rollout.Promote, rollout.Retry:
-		d.enterStep(p.Step)
-		d.st.Message = fmt.Sprintf("at step %d/%d, canary %d%%", p.Step+1, len(d.spec.Steps), p.Weights.Canary)
+		d.enterStep(onStep)
+		d.st.Message = fmt.Sprintf("at step %d/%d, canary %d%%", onStep+1, len(d.spec.Steps), p.Weights.Canary)
 	case rollout.Pause:
 		kind = rollout.EventPaused
 	case rollout.Resume:
@@ -409,7 +420,7 @@ func (d *decision) applied(a Applied) {
 		d.st.Message = fmt.Sprintf("Git wins: following %s set by %s in %.12s; resume to continue", p.Weights, p.Actor, p.Commit)
 	}
 	d.event(kind, func(ev *rollout.Event) { ev.Actor, ev.Reason = p.Actor, p.Reason })
-	if (p.Kind == rollout.Forward || p.Kind == rollout.Promote) && p.Step == d.last() {
+	if (p.Kind == rollout.Forward || p.Kind == rollout.Promote) && onStep == d.last() && p.Weights.Canary == d.spec.Steps[onStep] {
 		if p.Kind == rollout.Forward && d.spec.PostPromotionBake() > 0 {
 			d.st.Message = fmt.Sprintf("at 100%%: the gates watch canary %s for %s before it succeeds", d.spec.Canary, d.spec.PostPromotionBake())
 			return

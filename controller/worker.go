@@ -167,8 +167,7 @@ func (w *worker) wait(ctx context.Context) error {
 	case <-w.mail.signal:
 		return w.readMail()
 	case doc := <-w.docs:
-		w.setSpec(doc)
-		return nil
+		return w.setSpec(doc)
 	case r := <-w.results:
 		return w.finished(r)
 	case r := <-w.checks:
@@ -190,14 +189,21 @@ func (w *worker) wait(ctx context.Context) error {
 	return nil
 }
 
-// setSpec makes doc the rollout's spec from the next decision on.
-func (w *worker) setSpec(doc *rollout.Document) {
+// setSpec makes doc the rollout's spec from the next decision on, and tells Decide what
+// changed (SpecChanged).
+func (w *worker) setSpec(doc *rollout.Document) error {
+	prev := w.doc
+	if doc == prev {
+		return nil
+	}
 	old := w.doc.Spec
 	w.doc = doc
 	if doc.Spec.Schedule != old.Schedule || doc.Spec.TimeZone != old.TimeZone {
 		w.sched = doc.Schedule()
 		w.nextTick = w.sched.Next(w.now())
 	}
+	_, err := w.feed(SpecChanged{Old: prev})
+	return err
 }
 
 // readMail decides on everything in the mailbox: Git's newest word first (Git is the

@@ -210,6 +210,9 @@ const (
 	EventAborted    EventKind = "aborted"
 	EventOverridden EventKind = "overridden"
 	EventInvalid    EventKind = "invalid"
+	// EventSpecChanged records that a running rollout's spec changed, and what that means
+	// for it: where it stands in the new steps and what comes next.
+	EventSpecChanged EventKind = "spec-changed"
 	// EventTakeover records that a replica took over the rollout (it gained the lease, or
 	// started) and rebuilt its state from Git.
 	EventTakeover EventKind = "takeover"

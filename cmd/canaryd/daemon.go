@@ -46,6 +46,8 @@ type daemon struct {
 	viewMu sync.Mutex
 	view   map[string]rollout.State
 	notify *eventNotifier // nil without receivers
+	// invalidMu makes recordInvalid's read-then-append one step.
+	invalidMu sync.Mutex
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.
@@ -71,6 +73,7 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	}
 	docs := d.cat.replace(entries)
 	d.gaugeInvalid()
+	d.recordInvalid(head)
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head

@@ -118,7 +118,7 @@ var configDocs = map[string]string{
 	"kubernetes.leaderElection.leaseDuration": "How long the Lease holds without renewal: a new leader takes over at most this long after the old one stopped. Default 15s.",
 	"kubernetes.leaderElection.renewDeadline": "How long the leader retries renewing before it gives up (and exits, to restart as a follower). Default 10s.",
 	"kubernetes.leaderElection.retryPeriod":   "How often candidates try to acquire the Lease and the leader renews it. Default 2s.",
-	"egress":                                  "Which probe and Prometheus targets specs may name and which local files they may read. Link-local and cloud-metadata addresses are refused unless `allow` names them.",
+	"egress":                                  "Which probe and Prometheus targets specs may name and which local files they may read. Link-local and cloud-metadata addresses are refused unless `allow` names them; `deny` and those addresses are checked again on every connection, against what a host name resolved to (a refused dial is an error verdict, and no proxy is used).",
 	"egress.allow":                            "Host patterns and CIDRs specs may target (`*.istio-system`, `10.0.0.0/8`). Empty: any target but link-local and cloud metadata.",
 	"egress.deny":                             "Host patterns and CIDRs specs may never target, checked before `allow`.",
 	"egress.files":                            "Directories whose files specs may name (CA bundles, protosets, protos). Empty: none.",

@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer repo.Close()
-	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log})
+	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log, Egress: cfg.egress})
 	defer gates.Close()
 	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
 	if d.notify, err = newNotifier(cfg.Notify, reg, log); err != nil {
@@ -189,6 +189,7 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *serv
 		}
 		d.leading.Store(true)
 		defer d.leading.Store(false)
+		d.recordInvalid("") // what the specs read while following could not record
 		m.SetLeader(true)
 		defer m.SetLeader(false)
 		err := d.ctrl.Run(ctx)

@@ -32,7 +32,10 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 		}
 	}
 	r.Git = s.d.gitUnreachable()
-	if len(e.problems) > 0 {
+	if e.onLastValid() {
+		r.Problems = e.problems
+		r.Message = invalidatedStatus(e.problems, r.Message)
+	} else if len(e.problems) > 0 {
 		r.Phase, r.Problems = rollout.Invalid, e.problems
 		r.Message = fmt.Sprintf("the spec does not validate (%d problems); fix it in Git", len(e.problems))
 	}
