@@ -8,17 +8,23 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// abortDuringStep is a rollout at 40 % whose step to 100 % is being carried out when an
-// operator aborts: the abort supersedes the step.
-func abortDuringStep(t *testing.T) (*rollout.Document, rollout.State, rollout.Move) {
+// stepInFlight is a rollout at 40 % whose tick has planned the step to 100 %.
+func stepInFlight(t *testing.T) (*rollout.Document, rollout.State, rollout.Move) {
 	t.Helper()
 	doc := mustParse(t, specYAML)
 	out, err := Decide(doc, stateIn(rollout.Progressing), Tick{At: at("10:00:00")}, at("10:00:00"))
 	if err != nil || out.Move == nil || out.Move.Kind != rollout.Forward {
 		t.Fatalf("tick: %v, move %v", err, out.Move)
 	}
-	step := *out.Move
-	out, err = Decide(doc, out.State, Operator{Action: Abort, Actor: "op"}, at("10:00:01"))
+	return doc, out.State, *out.Move
+}
+
+// abortDuringStep is a rollout at 40 % whose step to 100 % is being carried out when an
+// operator aborts: the abort supersedes the step.
+func abortDuringStep(t *testing.T) (*rollout.Document, rollout.State, rollout.Move) {
+	t.Helper()
+	doc, st, step := stepInFlight(t)
+	out, err := Decide(doc, st, Operator{Action: Abort, Actor: "op"}, at("10:00:01"))
 	if err != nil || out.Move == nil || out.Move.Kind != rollout.Abort {
 		t.Fatalf("abort: %v, move %v", err, out.Move)
 	}
@@ -93,13 +99,8 @@ func TestDecideOtherCommitStillOverrides(t *testing.T) {
 // accepted and replaces the step. Should the step's commit land all the same, the pause
 // holds at the landed step's weights (it never writes the old weights back).
 func TestDecidePauseSupersedesAStep(t *testing.T) {
-	doc := mustParse(t, specYAML)
-	out, err := Decide(doc, stateIn(rollout.Progressing), Tick{At: at("10:00:00")}, at("10:00:00"))
-	if err != nil || out.Move == nil || out.Move.Kind != rollout.Forward {
-		t.Fatalf("tick: %v, move %v", err, out.Move)
-	}
-	step := *out.Move
-	out, err = Decide(doc, out.State, Operator{Action: Pause, Actor: "op"}, at("10:00:01"))
+	doc, st, step := stepInFlight(t)
+	out, err := Decide(doc, st, Operator{Action: Pause, Actor: "op"}, at("10:00:01"))
 	if err != nil {
 		t.Fatalf("pause during a step: %v", err)
 	}
