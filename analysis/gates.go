@@ -21,6 +21,10 @@ type Options struct {
 	Logger            *slog.Logger
 	// Now stamps the verdicts; nil means time.Now.
 	Now func() time.Time
+	// Egress, when set, checks every address the probe and the default Prometheus client
+	// connect to, once the target's host name is resolved (ErrEgress): a spec's name that
+	// resolves to a link-local, cloud-metadata or denied address is refused at dial time.
+	Egress *rollout.EgressPolicy
 }
 
 // Gates runs all the gates of a rollout: its metric checks and its probe. It implements
@@ -35,12 +39,20 @@ type Gates struct {
 
 // New returns Gates.
 func New(o Options) *Gates {
+	var dial dialFunc
+	if o.Egress != nil {
+		dial = egressDialer(o.Egress)
+		if o.HTTPClient == nil {
+			o.HTTPClient = egressClient(dial)
+		}
+	}
 	g := &Gates{
 		prom:  NewPrometheus(PrometheusOptions{HTTPClient: o.HTTPClient, DefaultAddress: o.DefaultPrometheus, Logger: o.Logger, Now: o.Now}),
 		probe: NewProbe(o.Logger, o.Now),
 		log:   o.Logger,
 		now:   o.Now,
 	}
+	g.probe.dial = dial
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

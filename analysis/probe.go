@@ -53,6 +53,7 @@ type Probe struct {
 	mu     sync.Mutex
 	conns  map[string]*probeConn
 	closed bool
+	dial   dialFunc // nil: gRPC's own dialer
 }
 
 // NewProbe returns a Probe that logs to log (nil discards) and reads the time from now

@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type probeConn struct {
 	files    grpcurl.DescriptorSource            // from -protoset or -proto; nil with reflection
 	services map[string]grpcurl.DescriptorSource // reflection snapshots, by service name
 	lastUsed atomic.Int64                        // unix nanoseconds; read without mu, so a slow dial blocks no one
+	dial     dialFunc                            // nil: gRPC's own dialer
 }
 
 // conn returns the cached connection entry for cmd's target, closing entries left unused
@@ -54,7 +56,7 @@ func (p *Probe) conn(cmd *rollout.GRPCurlCommand) (*probeConn, error) {
 	}
 	pc := p.conns[key]
 	if pc == nil {
-		pc = &probeConn{}
+		pc = &probeConn{dial: p.dial}
 		p.conns[key] = pc
 	}
 	pc.lastUsed.Store(now.UnixNano())
@@ -113,7 +115,7 @@ func (pc *probeConn) prepare(ctx context.Context, cmd *rollout.GRPCurlCommand) (
 	}
 	reused = pc.cc != nil
 	if pc.cc == nil {
-		if pc.cc, err = dial(cmd); err != nil {
+		if pc.cc, err = dial(cmd, pc.dial); err != nil {
 			return nil, nil, false, err
 		}
 	}
@@ -124,12 +126,17 @@ func (pc *probeConn) prepare(ctx context.Context, cmd *rollout.GRPCurlCommand) (
 // dial creates a client connection as grpcurl's dial does for the command's TLS flags.
 // It does not wait: the first call connects, and a refused connection is that call's
 // UNAVAILABLE status.
-func dial(cmd *rollout.GRPCurlCommand) (*grpc.ClientConn, error) {
+func dial(cmd *rollout.GRPCurlCommand, through dialFunc) (*grpc.ClientConn, error) {
 	ua := userAgent
 	if cmd.UserAgent != "" {
 		ua = cmd.UserAgent + " " + userAgent
 	}
 	opts := []grpc.DialOption{grpc.WithUserAgent(ua)}
+	if through != nil {
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return through(ctx, "tcp", addr)
+		}))
+	}
 	var creds credentials.TransportCredentials
 	if cmd.Plaintext {
 		creds = insecure.NewCredentials()

@@ -46,6 +46,10 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 		p := *st.Pending
 		d.st.Pending = &p
 	}
+	if st.Superseded != nil {
+		s := *st.Superseded
+		d.st.Superseded = &s
+	}
 	if st.Phase == rollout.Invalid {
 		// An invalid spec is not run; serve reports its problems.
 		if op, ok := in.(Operator); ok {
@@ -56,7 +60,7 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 	var err error
 	switch in := in.(type) {
 	case Start:
-		if d.st.Phase == rollout.Idle {
+		if d.st.Phase == rollout.Idle && len(doc.Invalidated) == 0 {
 			d.start("", "")
 		}
 	case Tick:
@@ -69,6 +73,8 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 		d.git(in.Change)
 	case Applied:
 		d.applied(in)
+	case SpecChanged:
+		d.specChanged(in.Old)
 	default:
 		panic(fmt.Sprintf("controller: unknown input %T", in))
 	}
@@ -106,6 +112,9 @@ func (d *decision) event(kind rollout.EventKind, f func(*rollout.Event)) {
 // plan asks for a move: it becomes the pending intent, recorded before it is carried out.
 func (d *decision) plan(m rollout.Move) {
 	m.Run, m.Since = d.st.Run, d.now
+	if p := d.st.Pending; p != nil && p.Kind != rollout.Follow {
+		d.st.Superseded = p // it may be in flight: its commit may still land
+	}
 	d.st.Pending = &m
 	d.move = &m
 	d.event(rollout.EventIntent, func(ev *rollout.Event) {
@@ -119,7 +128,7 @@ func (d *decision) plan(m rollout.Move) {
 func (d *decision) start(actor, reason string) {
 	d.st.Run++
 	d.st.Phase = rollout.Progressing
-	d.st.Pending = nil
+	d.st.Pending, d.st.Superseded = nil, nil
 	d.st.Message = fmt.Sprintf("run %d started at %s", d.st.Run, d.st.Weights)
 	d.event(rollout.EventStarted, func(ev *rollout.Event) { ev.Actor = actor })
 	k := d.adopt(d.st.Weights.Canary)
@@ -162,7 +171,10 @@ func (d *decision) tick(at time.Time) {
 		d.settle()
 		return
 	}
-	if why := d.notReady(); why != "" {
+	if why := d.notReady(); why != "" || len(d.doc.Invalidated) > 0 {
+		if why == "" {
+			why = "no step forward until the spec is fixed: " + invalidatedMessage(d.doc.Invalidated)
+		}
 		d.st.Message = "waiting: " + why
 		d.settle()
 		return
@@ -293,8 +305,11 @@ func (d *decision) operator(op Operator) error {
 		if phase != rollout.RolledBack && phase != rollout.Aborted && phase != rollout.Idle {
 			return illegal()
 		}
-		if d.st.Pending != nil {
-			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, d.st.Pending.Kind, ErrIllegal)
+		if p := d.st.Pending; p != nil && !supersedable(*p) {
+			return fmt.Errorf("retry %q: the %s is still being carried out: %w", d.st.Rollout, p.Kind, ErrIllegal)
+		}
+		if len(d.doc.Invalidated) > 0 {
+			return fmt.Errorf("retry %q: %s; fix the spec first: %w", d.st.Rollout, invalidatedMessage(d.doc.Invalidated), ErrIllegal)
 		}
 		d.start(op.Actor, op.Reason)
 	default:
@@ -304,13 +319,22 @@ func (d *decision) operator(op Operator) error {
 }
 
 // busy refuses a hold while another move is being carried out: the hold is a commit of its
-// own, and one move at a time keeps Git's order the rollout's order.
+// own, and one move at a time keeps Git's order the rollout's order. The exceptions are
+// supersedable moves.
 func (d *decision) busy(op Operator) error {
-	if p := d.st.Pending; p != nil {
+	if p := d.st.Pending; p != nil && !supersedable(*p) {
 		return fmt.Errorf("%s %q: a %s to %s is being carried out; try again when it lands: %w",
 			op.Action, d.st.Rollout, p.Kind, p.Weights, ErrIllegal)
 	}
 	return nil
+}
+
+// supersedable reports whether an operator's hold or retry may replace the pending move p:
+// a step forward (the operator wants no further step; should its commit land all the same,
+// the hold is made from there), or Git's weights being applied to the cluster (the hold
+// applies them too, after its commit).
+func supersedable(p rollout.Move) bool {
+	return p.Kind == rollout.Forward || p.Kind == rollout.Follow
 }
 
 // hold plans the commit that records an operator's pause or resume in Git.
@@ -325,6 +349,10 @@ func (d *decision) hold(kind rollout.MoveKind, op Operator) {
 // history, another canaryd's commit — overrides the rollout (Git wins), which then makes
 // no move until it is resumed.
 func (d *decision) git(ch rollout.GitChange) {
+	if s := d.st.Superseded; s != nil && ch.Latest != nil && ch.Latest.Matches(*s) && ch.Weights == s.Weights {
+		d.landed(ch.Weights, ch.Commit, ch.Latest.Commit)
+		return
+	}
 	if Agrees(d.st, ch) {
 		if p := d.st.Pending; p != nil && p.Commit == "" && ch.Latest != nil && ch.Latest.Matches(*p) {
 			p.Commit = ch.Latest.Commit // the commit landed before the result was recorded
@@ -335,7 +363,7 @@ func (d *decision) git(ch rollout.GitChange) {
 		ch.Cause = "another canaryd's commit"
 	}
 	d.st.Phase = rollout.Overridden
-	d.st.Pending = nil
+	d.st.Pending, d.st.Superseded = nil, nil
 	d.st.Weights, d.st.Commit, d.st.Own = ch.Weights, ch.Commit, ch.LatestCommit()
 	d.st.Step = d.adopt(ch.Weights.Canary)
 	d.st.Message = fmt.Sprintf("Git wins: %s set %s in %.12s (%s); resume to continue", ch.Author, ch.Weights, ch.Commit, ch.Cause)
@@ -351,12 +379,18 @@ func (d *decision) git(ch rollout.GitChange) {
 func (d *decision) applied(a Applied) {
 	p := d.st.Pending
 	if p == nil || p.Kind != a.Move.Kind || p.Weights != a.Move.Weights || p.Run != a.Move.Run {
-		return // the result of a move that is no longer wanted
+		// The result of a move that is no longer wanted: when it was superseded after all
+		// it had committed, its commit is the base the newer move goes on from.
+		if s := d.st.Superseded; s != nil && a.Commit != "" && sameMove(*s, a.Move) {
+			d.landed(a.Move.Weights, a.Commit, a.Commit)
+		}
+		return
 	}
 	if a.Err != nil {
 		d.failed(a)
 		return
 	}
+	d.st.Superseded = nil
 	d.st.Pending = nil
 	d.st.Weights = p.Weights
 	if a.Commit != "" {
@@ -366,10 +400,13 @@ func (d *decision) applied(a Applied) {
 		}
 	}
 	kind := rollout.EventStep
+	// The step a move lands on is the step of its weights in the spec as it is now: the
+	// spec may have changed while the move was under way.
+	onStep := d.adopt(p.Weights.Canary)
 	switch p.Kind {
 	case rollout.Forward, rollout.Promote, rollout.Retry:
-		d.enterStep(p.Step)
-		d.st.Message = fmt.Sprintf("at step %d/%d, canary %d%%", p.Step+1, len(d.spec.Steps), p.Weights.Canary)
+		d.enterStep(onStep)
+		d.st.Message = fmt.Sprintf("at step %d/%d, canary %d%%", onStep+1, len(d.spec.Steps), p.Weights.Canary)
 	case rollout.Pause:
 		kind = rollout.EventPaused
 	case rollout.Resume:
@@ -385,13 +422,33 @@ func (d *decision) applied(a Applied) {
 		d.st.Message = fmt.Sprintf("Git wins: following %s set by %s in %.12s; resume to continue", p.Weights, p.Actor, p.Commit)
 	}
 	d.event(kind, func(ev *rollout.Event) { ev.Actor, ev.Reason = p.Actor, p.Reason })
-	if (p.Kind == rollout.Forward || p.Kind == rollout.Promote) && p.Step == d.last() {
+	if (p.Kind == rollout.Forward || p.Kind == rollout.Promote) && onStep == d.last() && p.Weights.Canary == d.spec.Steps[onStep] {
 		if p.Kind == rollout.Forward && d.spec.PostPromotionBake() > 0 {
 			d.st.Message = fmt.Sprintf("at 100%%: the gates watch canary %s for %s before it succeeds", d.spec.Canary, d.spec.PostPromotionBake())
 			return
 		}
 		d.succeed()
 	}
+}
+
+// landed accounts for the commit of a superseded move that reached Git before the newer
+// move replaced it: Git holds its weights, the state says so, and the pending move (which
+// expected the older head) is tried again from there at once.
+func (d *decision) landed(w rollout.Weights, commit, own string) {
+	s := d.st.Superseded
+	d.st.Superseded = nil
+	d.st.Weights, d.st.Commit, d.st.Own = w, commit, own
+	if s.Kind == rollout.Forward || s.Kind == rollout.Promote {
+		d.enterStep(s.Step) // the step was taken
+	}
+	p := d.st.Pending
+	if p == nil {
+		return
+	}
+	if p.Kind.Hold() {
+		p.Weights, p.Step = w, d.st.Step // a hold holds what Git holds
+	}
+	d.move = p
 }
 
 // succeed ends the run: the canary serves all traffic.

@@ -70,6 +70,15 @@ type Applied struct {
 	Quiet  bool
 }
 
+// SpecChanged says that the rollout's spec changed from Old to the document Decide is
+// given. The new spec applies from the next move: the rollout stays at its weights, and its
+// step becomes the new step of that weight or, when the weight is no longer a step, the
+// last step below it, so that it continues to the next higher step of the new list. A
+// document marked Invalidated is the last valid spec of one that no longer validates.
+type SpecChanged struct{ Old *rollout.Document }
+
+func (SpecChanged) input() {}
+
 func (Start) input()    {}
 func (Tick) input()     {}
 func (Verdicts) input() {}

@@ -36,8 +36,10 @@ func Recover(doc *rollout.Document, ch rollout.GitChange, now time.Time) rollout
 	last := len(doc.Spec.Steps) - 1
 	st.Run = rec.Run
 	st.Step = max(-1, rec.Step)
-	if st.Step > last {
-		st.Step = adoptStep(doc.Spec.Steps, ch.Weights.Canary) // the spec lost steps since
+	if st.Step > last || st.Step >= 0 && doc.Spec.Steps[st.Step] != rec.Weights.Canary {
+		// The spec's steps changed since the commit: its step is where its weights are in
+		// the steps as they are now (a step of the commit's own weight, or the one below).
+		st.Step = adoptStep(doc.Spec.Steps, rec.Weights.Canary)
 	}
 	st.Message = fmt.Sprintf("rebuilt from Git at %.12s", rec.Commit)
 	follow := &rollout.Move{Kind: rollout.Follow, Run: st.Run, Step: st.Step, Weights: ch.Weights,

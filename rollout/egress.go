@@ -133,6 +133,26 @@ func (p *EgressPolicy) Target(host string) string {
 }
 
 func (p *EgressPolicy) address(a netip.Addr) string {
+	if why := p.Dialed(a); why != "" {
+		return why
+	}
+	if len(p.allowNets)+len(p.allowHosts) == 0 {
+		return ""
+	}
+	for _, n := range p.allowNets {
+		if n.Contains(a) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s is in no CIDR of egress.allow", a)
+}
+
+// Dialed says why the policy refuses a connection to a, the address a target's host name
+// resolved to when it was dialled, or returns "": a link-local or cloud-metadata address
+// (unless egress.allow names its range) or one in egress.deny. A name that egress.allow
+// admits may resolve to any other address.
+func (p *EgressPolicy) Dialed(a netip.Addr) string {
+	a = a.Unmap()
 	for _, d := range DefaultDenied {
 		if !d.Contains(a) {
 			continue
@@ -149,15 +169,7 @@ func (p *EgressPolicy) address(a netip.Addr) string {
 			return fmt.Sprintf("%s is in egress.deny %s", a, n)
 		}
 	}
-	if len(p.allowNets)+len(p.allowHosts) == 0 {
-		return ""
-	}
-	for _, n := range p.allowNets {
-		if n.Contains(a) {
-			return ""
-		}
-	}
-	return fmt.Sprintf("%s is in no CIDR of egress.allow", a)
+	return ""
 }
 
 // File says why the policy refuses a local file a spec names, or returns "".

@@ -36,6 +36,24 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Summary says where the first problem is and why, "FILE:LINE: field: why", and how many
+// more there are: one line for a status message. It is "" when there are no problems.
+func (ps Problems) Summary() string {
+	if len(ps) == 0 {
+		return ""
+	}
+	p := ps[0]
+	s := fmt.Sprintf("%s:%d: ", p.File, p.Line)
+	if p.Field != "" {
+		s += p.Field + ": "
+	}
+	s += p.Msg
+	if len(ps) > 1 {
+		s += fmt.Sprintf(" (and %d more problems)", len(ps)-1)
+	}
+	return s
+}
+
 // Err returns ps as an error, or nil when there are no problems.
 func (ps Problems) Err() error {
 	if len(ps) == 0 {

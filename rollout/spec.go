@@ -52,6 +52,11 @@ type Document struct {
 	// Problems are the document's own validation problems; a document is valid when
 	// there are none.
 	Problems Problems `yaml:"-"`
+	// Invalidated, when not empty, marks the last valid version of a spec whose version in
+	// the repo no longer validates, and holds that version's problems. The rollout keeps
+	// running on this document — its gates check, a failing canary rolls back — but takes
+	// no step forward and starts no run until the spec is fixed.
+	Invalidated Problems `yaml:"-"`
 
 	positions map[string]pos
 }

@@ -178,6 +178,10 @@ type State struct {
 	LastTick time.Time            `json:"lastTick"`
 	Gates    map[string]GateState `json:"gates,omitempty"`
 	Pending  *Move                `json:"pending,omitempty"`
+	// Superseded is a move that a newer one replaced while it may still have been carried
+	// out (a step forward cut short by an abort): should its commit turn up in Git, it is
+	// the rollout's own, and the newer move goes on from it.
+	Superseded *Move `json:"superseded,omitempty"`
 	// Own is the newest commit with this rollout's trailers that the state accounts for
 	// (canaryd's own, or another party's that was accepted as Overridden). A write to Git
 	// expects it at the branch head; anything newer is an external change.
@@ -209,6 +213,9 @@ const (
 	EventAborted    EventKind = "aborted"
 	EventOverridden EventKind = "overridden"
 	EventInvalid    EventKind = "invalid"
+	// EventSpecChanged records that a running rollout's spec changed, and what that means
+	// for it: where it stands in the new steps and what comes next.
+	EventSpecChanged EventKind = "spec-changed"
 	// EventTakeover records that a replica took over the rollout (it gained the lease, or
 	// started) and rebuilt its state from Git.
 	EventTakeover EventKind = "takeover"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
@@ -29,7 +30,64 @@ func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
 		}
 	}
 	markConflicts(entries)
+	d.lastValidSpecs(entries)
 	return entries
+}
+
+// Bounds of the search for a rollout's last valid spec in the spec file's history.
+const (
+	lastValidDepth    = 500 // commits looked back
+	lastValidVersions = 20  // earlier versions of the file parsed
+)
+
+// lastValidSpecs finds, for each invalid rollout that canaryd has not run since it started
+// but that the store says has a canary with traffic under way (a restart while its spec was
+// invalid), the last valid version of its spec in Git, so that the canary is not left
+// unguarded: the rollout runs on it, Invalidated, as if its spec had turned invalid while it
+// ran. A rollout with no such version stays Invalid.
+func (d *daemon) lastValidSpecs(entries map[string]*entry) {
+	if d.db == nil {
+		return
+	}
+	for name, e := range entries {
+		if e.doc != nil || len(e.problems) == 0 {
+			continue
+		}
+		if _, known := d.cat.get(name); known {
+			continue // the catalog keeps what it ran (replace)
+		}
+		st, ok, err := d.db.State(name)
+		if err != nil || !ok || st.Weights.Canary == 0 || (st.Phase != rollout.Progressing && st.Phase != rollout.Paused) {
+			continue
+		}
+		if doc := d.lastValid(e); doc != nil {
+			e.runOnLastValid(doc, doc.Schedule())
+			d.log.Warn("invalid spec: running on the last valid one in git", "rollout", name, "weight", st.Weights.Canary)
+		}
+	}
+}
+
+// lastValid returns the newest earlier version of e's spec in Git that validates and passes
+// the daemon's checks, or nil.
+func (d *daemon) lastValid(e *entry) *rollout.Document {
+	file, _, _ := strings.Cut(e.source, "\x00")
+	versions, err := d.repo.Versions(file, lastValidDepth, lastValidVersions, rollout.MaxSpecBytes)
+	if err != nil {
+		d.log.Warn("read earlier versions of a spec", "rollout", e.name, "err", err)
+	}
+	for _, data := range versions {
+		docs, _ := rollout.Parse(file, data)
+		for _, doc := range docs {
+			if doc.Name() != e.name || len(doc.Problems) > 0 {
+				continue
+			}
+			if d.cfg.egress != nil && len(d.cfg.egress.Check(doc)) > 0 {
+				continue
+			}
+			return doc
+		}
+	}
+	return nil
 }
 
 // invalidate makes e Invalid with ps added to its problems. Its source changes with them, so
@@ -48,8 +106,8 @@ func (d *daemon) gaugeInvalid() {
 		return
 	}
 	for _, e := range d.cat.all() {
-		if len(e.problems) == 0 {
-			continue
+		if len(e.problems) == 0 || e.onLastValid() {
+			continue // the controller reports an invalidated spec's rollout
 		}
 		st, found, err := d.db.State(e.name)
 		if err != nil {
@@ -146,4 +204,45 @@ func conflict(doc, other *rollout.Document) rollout.Problem {
 	return rollout.Problem{File: doc.File, Line: line, Col: col, Field: field,
 		Msg: fmt.Sprintf("rollout %q (%s:%d:%d) also manages %s; one route, one rollout: remove one spec",
 			other.Name(), other.File, ol, oc, t)}
+}
+
+// invalidatedStatus is the status message of a rollout that runs on the last valid version
+// of its invalid spec: why, then what the rollout itself last said.
+func invalidatedStatus(ps rollout.Problems, said string) string {
+	msg := "spec invalid at " + ps.Summary() + "; running on the last valid spec"
+	if said != "" && !strings.Contains(said, msg) {
+		msg += " (" + said + ")"
+	}
+	return msg
+}
+
+// recordInvalid appends one history event per distinct reason to every invalid rollout that
+// does not run, while this replica leads (followers never write): "spec invalid at
+// FILE:LINE: why". A reason already at the end of the rollout's history is not repeated,
+// across restarts too.
+func (d *daemon) recordInvalid(head string) {
+	if d.db == nil || !d.leading.Load() {
+		return
+	}
+	d.invalidMu.Lock()
+	defer d.invalidMu.Unlock()
+	for _, e := range d.cat.all() {
+		if len(e.problems) == 0 || e.doc != nil {
+			continue
+		}
+		reason := e.problems.Error()
+		last, err := d.db.History(e.name, 0, 1)
+		if err != nil {
+			d.log.Warn("read history", "rollout", e.name, "err", err)
+			continue
+		}
+		if len(last) == 1 && last[0].Kind == rollout.EventInvalid && last[0].Reason == reason {
+			continue
+		}
+		ev := rollout.Event{Time: time.Now(), Kind: rollout.EventInvalid, Phase: rollout.Invalid, Step: -1, Commit: head,
+			Reason: reason, Message: "spec invalid at " + e.problems.Summary() + "; the rollout does not run until it is fixed"}
+		if err := d.db.Append(e.name, ev); err != nil {
+			d.log.Warn("record an invalid spec", "rollout", e.name, "err", err)
+		}
+	}
 }

@@ -46,6 +46,8 @@ type daemon struct {
 	viewMu sync.Mutex
 	view   map[string]rollout.State
 	notify *eventNotifier // nil without receivers
+	// invalidMu makes recordInvalid's read-then-append one step.
+	invalidMu sync.Mutex
 }
 
 // daemonMetrics is what the daemon reports; nil-safe no-ops when metrics are off.
@@ -71,23 +73,12 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	}
 	docs := d.cat.replace(entries)
 	d.gaugeInvalid()
+	d.recordInvalid(head)
 	d.repo.Manage(docs...)
 	d.ctrl.Set(docs)
 	d.specsHead = head
 	d.publishRollouts()
 	return nil
-}
-
-func (d *daemon) weightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
-	files, _, err := d.repo.Files(doc.Spec.Manifest)
-	if err != nil {
-		return rollout.Weights{}, err
-	}
-	data, ok := files[doc.Spec.Manifest]
-	if !ok {
-		return rollout.Weights{}, fmt.Errorf("manifest %s is not in the repo", doc.Spec.Manifest)
-	}
-	return gitops.ReadWeights(data, gitops.RefOf(doc))
 }
 
 func shortSHA(s string) string {
@@ -224,6 +215,12 @@ func (d *daemon) observeAll() []rollout.GitChange {
 func (d *daemon) selfName() string {
 	s, _ := d.self.Load().(string)
 	return s
+}
+
+// gitUnreachable returns why Git counts as unreachable now, or "".
+func (d *daemon) gitUnreachable() string {
+	lastErr, _ := d.fetchErr.Load().(string)
+	return gitUnreachable(time.Unix(0, d.fetchedAt.Load()), lastErr, time.Now(), d.cfg.Git.UnreachableAfter.Duration)
 }
 
 // gitUnreachable returns why Git counts as unreachable at now: no fetch has succeeded for

@@ -159,9 +159,12 @@ func (e *eventNotifier) specs(entries []*entry, head string) {
 		return
 	}
 	for _, en := range entries {
-		if len(en.problems) > 0 {
+		switch {
+		case en.onLastValid():
+			// Its rollout runs on the last valid spec: the controller's invalid event notifies.
+		case len(en.problems) > 0:
 			e.n.Invalid(en.name, head, en.problems.Error())
-		} else {
+		default:
 			e.n.Valid(en.name)
 		}
 	}

@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer repo.Close()
-	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log})
+	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log, Egress: cfg.egress})
 	defer gates.Close()
 	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
 	if d.notify, err = newNotifier(cfg.Notify, reg, log); err != nil {
@@ -117,10 +117,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
-		router, err := newRouters(kube, log)
+		router, err := newRouters(kube, k.QPS, k.Burst, log)
 		if err != nil {
 			return err
 		}
+		opts.MaxApplies = k.MaxApplies
 		if k.Mode == "apply" {
 			opts.Router = router
 		} else { // gitops: read the cluster, never write it; bake once it carries a step
@@ -156,7 +157,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if hookSecret == nil {
 		log.Warn("git webhook without a secret: it only triggers a fetch, rate-limited", "field", "git.webhookSecretFile")
 	}
-	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret)})
+	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret), Pprof: cfg.API.Pprof})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log, cfg.API.TLS) })
 	g.Go(func() error { return d.notify.run(ctx) })
@@ -191,6 +192,7 @@ func act(ctx context.Context, cfg *Config, kube *rest.Config, d *daemon, m *serv
 		}
 		d.leading.Store(true)
 		defer d.leading.Store(false)
+		d.recordInvalid("") // what the specs read while following could not record
 		m.SetLeader(true)
 		defer m.SetLeader(false)
 		err := d.ctrl.Run(ctx)
@@ -291,6 +293,7 @@ func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
 		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
 		Committer:      gitops.Signature{Name: cfg.Git.Committer.Name, Email: cfg.Git.Committer.Email},
 		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log,
+		FetchTimeout: cfg.Git.Timeout.Duration, PushTimeout: cfg.Git.Timeout.Duration,
 	}
 }
 

@@ -62,16 +62,21 @@ func parseSpecs(files map[string][]byte) map[string]*entry {
 }
 
 // replace installs the new entries, keeping the old document of every rollout whose spec
-// did not change (so the controller sees a change only when there is one). It returns the
-// valid documents.
+// did not change (so the controller sees a change only when there is one). A rollout that
+// ran on a valid spec whose new version is invalid keeps running on the last valid one,
+// marked Invalidated (see keepLastValid). It returns the documents to run.
 func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var docs []*rollout.Document
 	for name, e := range next {
-		if old, ok := c.entries[name]; ok && old.source == e.source {
+		old, ok := c.entries[name]
+		switch {
+		case ok && old.source == e.source:
 			next[name] = old
 			e = old
+		case ok && old.doc != nil && e.doc == nil && len(e.problems) > 0:
+			e.keepLastValid(old)
 		}
 		if e.doc != nil {
 			docs = append(docs, e.doc)
@@ -81,6 +86,22 @@ func (c *catalog) replace(next map[string]*entry) []*rollout.Document {
 	slices.SortFunc(docs, func(a, b *rollout.Document) int { return strings.Compare(a.Name(), b.Name()) })
 	return docs
 }
+
+// keepLastValid makes e, whose spec is invalid, run on old's document, the last valid version
+// of its spec, so that a canary with traffic is never left unguarded: its gates keep
+// checking and a failing canary rolls back, but it takes no step forward until the spec is
+// fixed (rollout.Document.Invalidated). Status shows e's problems beside the rollout's phase.
+func (e *entry) keepLastValid(old *entry) { e.runOnLastValid(old.doc, old.sched) }
+
+// runOnLastValid makes e, whose spec is invalid, run on last, the last valid version of it.
+func (e *entry) runOnLastValid(last *rollout.Document, sched rollout.Schedule) {
+	doc := *last
+	doc.Invalidated = e.problems
+	e.doc, e.sched = &doc, sched
+}
+
+// onLastValid reports whether e runs on the last valid version of its invalid spec.
+func (e *entry) onLastValid() bool { return e.doc != nil && len(e.doc.Invalidated) > 0 }
 
 func (c *catalog) get(name string) (*entry, bool) {
 	c.mu.Lock()

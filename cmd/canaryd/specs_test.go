@@ -71,3 +71,43 @@ func TestGitUnreachable(t *testing.T) {
 		t.Errorf("no fetch yet counts as unreachable: %q", why)
 	}
 }
+
+// TestReplaceKeepsTheLastValidSpec: a rollout whose spec turns invalid runs on its last valid
+// document, marked Invalidated with the new problems; the same invalid spec read again is no
+// change; a fixed spec replaces it; a spec that was never valid does not run.
+func TestReplaceKeepsTheLastValidSpec(t *testing.T) {
+	good, err := os.ReadFile("../../deploy/examples/rollout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(good), "steps: [0, 40, 100]", "steps: [0, 40, 40, 100]", 1)
+	if broken == string(good) {
+		t.Fatal("the example's steps are not [0, 40, 100]")
+	}
+	files := map[string][]byte{"rollouts/a.yaml": good, "rollouts/new.yaml": []byte(strings.Replace(broken, "name: grpc-helloworld-py", "name: new", 1))}
+	var c catalog
+	first := c.replace(parseSpecs(files))
+	if len(first) != 1 || first[0].Name() != "grpc-helloworld-py" {
+		t.Fatalf("documents %v, want only the valid one", first)
+	}
+	files["rollouts/a.yaml"] = []byte(broken)
+	held := c.replace(parseSpecs(files))
+	if len(held) != 1 || held[0] == first[0] || held[0].Spec.Steps[2] != 100 || len(held[0].Invalidated) == 0 {
+		t.Fatalf("after the spec turned invalid: %+v; want the last valid spec, marked Invalidated", held)
+	}
+	if e, _ := c.get("grpc-helloworld-py"); !e.onLastValid() || len(e.problems) == 0 ||
+		!strings.Contains(e.problems[0].String(), "rollouts/a.yaml:") || !strings.Contains(e.problems[0].Msg, "duplicated") {
+		t.Errorf("the entry on its last valid spec: %+v", e)
+	}
+	if again := c.replace(parseSpecs(files)); len(again) != 1 || again[0] != held[0] {
+		t.Errorf("the same invalid spec read again changed the document")
+	}
+	files["rollouts/a.yaml"] = []byte(strings.Replace(string(good), "steps: [0, 40, 100]", "steps: [0, 20, 100]", 1))
+	fixed := c.replace(parseSpecs(files))
+	if len(fixed) != 1 || len(fixed[0].Invalidated) != 0 || fixed[0].Spec.Steps[1] != 20 {
+		t.Errorf("after the fix: %+v", fixed)
+	}
+	if e, _ := c.get("new"); e.doc != nil || e.onLastValid() {
+		t.Errorf("a spec never valid runs: %+v", e)
+	}
+}
