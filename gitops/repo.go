@@ -60,6 +60,10 @@ type Config struct {
 	// base of the jittered exponential wait between attempts (default 50ms).
 	MaxAttempts int
 	Backoff     time.Duration
+	// BatchWindow is how long a write waits for others to share its commit chain and push
+	// (default 100ms; negative: no wait). A batch that holds a rollback or an abort is
+	// written at once.
+	BatchWindow time.Duration
 	// FetchTimeout bounds each fetch and PushTimeout each push attempt (default 1m each):
 	// a remote that accepts and then stays silent costs at most that.
 	FetchTimeout, PushTimeout time.Duration
@@ -99,6 +103,17 @@ type Repo struct {
 	// built indexes of the trees in it.
 	treesMu sync.Mutex
 	trees   map[plumbing.Hash]*object.Tree
+
+	// The write queue: SetWeights queues its write, and one flusher goroutine (running
+	// while the queue is not empty) writes batches of them. qmu guards queue and flushing;
+	// bg ends the flusher's work at Close.
+	qmu      sync.Mutex
+	queue    []*pendingWrite
+	flushing bool
+	urgent   chan struct{}
+	bg       context.Context
+	stopBg   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,
@@ -117,7 +132,9 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
 		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
+		urgent: make(chan struct{}, 1),
 	}
+	r.bg, r.stopBg = context.WithCancel(context.Background())
 	var err error
 	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {
 		return nil, r.redact(err)
@@ -160,6 +177,9 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 50 * time.Millisecond
+	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = 100 * time.Millisecond
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = time.Minute
@@ -221,8 +241,11 @@ func (r *Repo) cachePath() string {
 	return filepath.Join(r.cfg.Dir, hex.EncodeToString(sum[:8])+".git")
 }
 
-// Close releases the cache's open files. The Repo must not be used afterwards.
+// Close fails the writes still queued, waits for the one being written, and releases the
+// cache's open files. The Repo must not be used afterwards.
 func (r *Repo) Close() error {
+	r.stopBg()
+	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.closer.Close()
