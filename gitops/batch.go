@@ -238,6 +238,9 @@ func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingW
 			return live, &pushRejectedError{status: "branch moved"}
 		}
 	}
+	if r.beforePush != nil {
+		r.beforePush()
+	}
 	if err := r.push(ctx, sess, head.Hash, tip, objs); err != nil {
 		return live, err
 	}

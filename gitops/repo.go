@@ -114,6 +114,9 @@ type Repo struct {
 	bg       context.Context
 	stopBg   context.CancelFunc
 	wg       sync.WaitGroup
+	// beforePush, when set (by tests), runs after a batch's chain is built and before it
+	// is pushed: a person's push there makes the remote refuse the batch.
+	beforePush func()
 }
 
 // Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,
