@@ -55,7 +55,7 @@ type GitConfig struct {
 	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
 	// BatchWindow is how long a step waits for others to share its push (100ms; 0: none).
 	BatchWindow rollout.Duration `yaml:"batchWindow"`
-	Auth             struct {
+	Auth        struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
