@@ -331,14 +331,47 @@ func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
 
 // manifestAt reads and parses file at head.
 func (r *Repo) manifestAt(head *object.Commit, file string) (*manifest, error) {
-	data, _, err := r.fileAt(head, file)
+	m, err := r.parsedAt(head, file)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", file, r.url, err)
 	}
+	return m, nil
+}
+
+// maxParsedBytes bounds the parsed-manifest cache by the estimated memory of the parsed
+// nodes (parsedSize); it is emptied when full, but always keeps the manifest just parsed.
+const maxParsedBytes = 64 << 20
+
+// parsedSize estimates the memory of a parsed manifest: yaml nodes take about 30 times
+// the bytes of the source.
+func parsedSize(m *manifest) int { return 30 * len(m.data) }
+
+// parsedAt returns file at c, parsed. Manifests are cached by blob hash, so that a batch
+// or a sync of many rollouts parses each manifest once, not once per rollout. The caller
+// holds the repo lock.
+func (r *Repo) parsedAt(c *object.Commit, file string) (*manifest, error) {
+	h, err := r.entryAt(c.TreeHash, file)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
+	}
+	if m, ok := r.parsed[h]; ok {
+		return m, nil
+	}
+	data, _, err := r.fileAt(c, file)
+	if err != nil {
+		return nil, err
+	}
 	m, err := parseManifest(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
 	}
+	size := parsedSize(m)
+	if r.parsedBytes+size > maxParsedBytes {
+		clear(r.parsed)
+		r.parsedBytes = 0
+	}
+	r.parsed[h] = m
+	r.parsedBytes += size
 	return m, nil
 }
 

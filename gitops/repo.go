@@ -101,8 +101,14 @@ type Repo struct {
 	kick    chan struct{}
 	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
 	// built indexes of the trees in it.
-	treesMu sync.Mutex
-	trees   map[plumbing.Hash]*object.Tree
+	treesMu   sync.Mutex
+	trees     map[plumbing.Hash]*object.Tree
+	treeBytes int // treeSize of every tree in trees
+	// parsed caches parsed manifests by blob hash (guarded by mu); parsedBytes is their
+	// parsedSize.
+	parsed      map[plumbing.Hash]*manifest
+	parsedBytes int
+	changed     changedPaths // files changed since earlier heads, at one head (guarded by mu)
 
 	// The write queue: SetWeights queues its write, and one flusher goroutine (running
 	// while the queue is not empty) writes batches of them. qmu guards queue and flushing;
@@ -135,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
 		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
-		urgent: make(chan struct{}, 1),
+		urgent: make(chan struct{}, 1), parsed: map[plumbing.Hash]*manifest{},
 	}
 	r.bg, r.stopBg = context.WithCancel(context.Background())
 	var err error
@@ -326,8 +332,18 @@ func (r *Repo) blobAt(c *object.Commit, path string) plumbing.Hash {
 	return h
 }
 
-// maxCachedTrees bounds the decoded-tree cache; it is emptied when full.
-const maxCachedTrees = 8192
+// maxTreeBytes bounds the decoded-tree cache by the trees' estimated size in memory (a
+// tree of a directory of 1,000 manifests takes about 100 KB); it is emptied when full.
+const maxTreeBytes = 32 << 20
+
+// treeSize estimates the memory a decoded tree holds.
+func treeSize(t *object.Tree) int {
+	n := 96
+	for _, e := range t.Entries {
+		n += len(e.Name) + 64 // the entry, its hash and mode, and the index's share
+	}
+	return n
+}
 
 // entryAt returns the hash of the entry at path below the tree root. Decoded trees are
 // cached by hash (trees never change), so that reading one file of each of many rollouts at
@@ -359,10 +375,13 @@ func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(r.trees) >= maxCachedTrees {
+	size := treeSize(t)
+	if r.treeBytes+size > maxTreeBytes {
 		clear(r.trees)
+		r.treeBytes = 0
 	}
 	r.trees[h] = t
+	r.treeBytes += size
 	return t, nil
 }
 
