@@ -334,7 +334,7 @@ func (r *Repo) History(ctx context.Context, doc *rollout.Document, limit int) ([
 	if err != nil {
 		return nil, err
 	}
-	if r.history.head != head.Hash || r.history.byName[doc.Name()] == nil {
+	if r.history.byName[doc.Name()] == nil || r.history.head != head.Hash && !r.extendHistory(head) {
 		if err := r.indexHistory(ctx, head, doc); err != nil {
 			return nil, err
 		}
@@ -380,6 +380,42 @@ func (r *Repo) indexHistory(ctx context.Context, head *object.Commit, doc *rollo
 	}
 	r.history = idx
 	return nil
+}
+
+// extendHistory brings the history index from its head up to head by reading only the
+// commits in between (a push of canaryd's own, or a fetch of a few), when head descends
+// from the index's head within Config.MaxWalk commits; it reports whether it could.
+func (r *Repo) extendHistory(head *object.Commit) bool {
+	if r.history.byName == nil {
+		return false
+	}
+	docs := map[string]*rollout.Document{}
+	for n := range r.history.byName {
+		if d, ok := r.docs[n]; ok {
+			docs[n] = d
+		}
+	}
+	fresh := map[string][]rollout.Event{}
+	c := head
+	for n := 0; c != nil && n < r.cfg.MaxWalk; n++ {
+		if c.Hash == r.history.head {
+			for name, evs := range fresh {
+				r.history.byName[name] = append(evs, r.history.byName[name]...)
+			}
+			r.history.head = head.Hash
+			return true
+		}
+		t := trailers(c.Message)
+		if _, indexed := r.history.byName[t[TrailerRollout]]; indexed && t[TrailerWeights] != "" {
+			d := docs[t[TrailerRollout]]
+			if d == nil {
+				return false // indexed for a document no longer managed: read again
+			}
+			fresh[d.Name()] = append(fresh[d.Name()], eventsOf(d, c, t)...)
+		}
+		c = r.parent(c)
+	}
+	return false
 }
 
 // recordOf reads one commit with doc's trailers t. Its kind comes from the Rollout-Kind

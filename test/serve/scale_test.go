@@ -213,7 +213,11 @@ func startScale(t testing.TB, dir, url string) (string, *exec.Cmd) {
 	write(t, filepath.Join(dir, "token"), "scale-token\n")
 	write(t, config, fmt.Sprintf("listen: %s\ndataDir: %s\ngit: {url: %q, branch: main, rollouts: \"rollouts/*.yaml\", pollInterval: 5s}\napi: {tokenFile: %s}\n",
 		listen, filepath.Join(dir, "data"), url, filepath.Join(dir, "token")))
-	cmd := exec.Command(canarydBinary(t), "serve", "--config", config, "--log-level", "warn")
+	level := os.Getenv("CANARYD_SCALE_LOG")
+	if level == "" {
+		level = "warn"
+	}
+	cmd := exec.Command(canarydBinary(t), "serve", "--config", config, "--log-level", level)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
