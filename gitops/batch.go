@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -225,7 +226,12 @@ func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingW
 	if len(plan) == 0 {
 		return nil, nil
 	}
-	tip, commits, objs, err := r.chain(head, plan)
+	o := newOverlay(r.store)
+	tip, commits, objs, err := r.chain(o, head, plan)
+	if err != nil {
+		return live, err
+	}
+	data, err := pack(o, objs)
 	if err != nil {
 		return live, err
 	}
@@ -241,7 +247,13 @@ func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingW
 	if r.beforePush != nil {
 		r.beforePush()
 	}
-	if err := r.push(ctx, sess, head.Hash, tip, objs); err != nil {
+	if err := r.push(ctx, sess, head.Hash, tip, data); err != nil {
+		return live, err
+	}
+	if err := r.keep(o, data, objs); err != nil {
+		return live, err // pushed, yet not in the cache: the next try fetches it and finds the writes done
+	}
+	if err := r.store.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
 		return live, err
 	}
 	r.afterPush(head.Hash, plan, commits)
@@ -406,14 +418,14 @@ func (r *Repo) check(doc *rollout.Document, head *object.Commit, m *manifest, c 
 
 // chain commits the planned writes one on another from head, each with its manifest as
 // the edits so far leave it, and returns the tip, each write's commit and every new object.
-func (r *Repo) chain(head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits, objs []plumbing.Hash, err error) {
+func (r *Repo) chain(st storer.EncodedObjectStorer, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits, objs []plumbing.Hash, err error) {
 	tip, tree := head.Hash, head.TreeHash
 	applied := map[*manifest][]routeEdit{}
 	seen := map[plumbing.Hash]bool{}
 	for _, pw := range plan {
 		applied[pw.m] = append(applied[pw.m], pw.e)
 		data := pw.m.apply(applied[pw.m])
-		commit, root, o, err := r.writeCommit(tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
+		commit, root, o, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
 		if err != nil {
 			return tip, nil, nil, fmt.Errorf("commit %q: %w", pw.p.doc.Name(), err)
 		}

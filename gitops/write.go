@@ -14,10 +14,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
@@ -83,20 +83,17 @@ func (r *Repo) openPush(ctx context.Context) (transport.ReceivePackSession, plum
 	return sess, h, nil
 }
 
-// push sends the new objects and moves the branch from old to commit. The remote refuses
-// if the branch is no longer at old: that is a *pushRejectedError. It never forces.
-func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old, commit plumbing.Hash, objs []plumbing.Hash) error {
-	var pack bytes.Buffer
-	if _, err := packfile.NewEncoder(&pack, r.store, false).Encode(objs, 0); err != nil {
-		return fmt.Errorf("pack commit %s: %w", commit, err)
-	}
+// push sends pack and moves the branch from old to commit. The remote refuses if the
+// branch is no longer at old: that is a *pushRejectedError. It never forces, and leaves
+// the tracking ref to the caller.
+func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old, commit plumbing.Hash, pack []byte) error {
 	adv, err := sess.AdvertisedReferencesContext(ctx)
 	if err != nil {
 		return r.redact(fmt.Errorf("push to %s: %w", r.cfg.URL, err))
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(adv.Capabilities)
 	req.Commands = []*packp.Command{{Name: r.branch, Old: old, New: commit}}
-	req.Packfile = io.NopCloser(&pack)
+	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := sess.ReceivePack(ctx, req)
 	if err != nil {
 		if isRejection(err.Error()) {
@@ -116,7 +113,7 @@ func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old,
 	} else if !adv.Capabilities.Supports(capability.ReportStatus) {
 		r.log.Debug("remote does not report push status", "remote", r.url)
 	}
-	return r.store.SetReference(plumbing.NewHashReference(r.track, commit))
+	return nil
 }
 
 // isRejection reports whether a push error means the branch moved under us.
@@ -133,8 +130,8 @@ func isRejection(msg string) bool {
 // writeCommit stores the blob of data at file, the trees on its path and a commit of them
 // on parent (whose tree is tree), and returns the commit, its tree and every new object.
 // Nothing else of the tree is read.
-func (r *Repo) writeCommit(parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
-	blob := r.store.NewEncodedObject()
+func (r *Repo) writeCommit(st storer.EncodedObjectStorer, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
+	blob := st.NewEncodedObject()
 	blob.SetType(plumbing.BlobObject)
 	w, err := blob.Writer()
 	if err != nil {
@@ -146,16 +143,16 @@ func (r *Repo) writeCommit(parent, tree plumbing.Hash, file string, data []byte,
 	if err := w.Close(); err != nil {
 		return commit, root, nil, err
 	}
-	blobHash, err := r.store.SetEncodedObject(blob)
+	blobHash, err := st.SetEncodedObject(blob)
 	if err != nil {
 		return commit, root, nil, fmt.Errorf("store blob of %s: %w", file, err)
 	}
 	objs = []plumbing.Hash{blobHash}
 	parts := strings.Split(path.Clean(file), "/")
-	if root, err = r.replaceInTree(tree, parts, blobHash, &objs); err != nil {
+	if root, err = r.replaceInTree(st, tree, parts, blobHash, &objs); err != nil {
 		return commit, root, nil, fmt.Errorf("rewrite tree for %s: %w", file, err)
 	}
-	if commit, err = r.storeCommit(parent, root, msg); err != nil {
+	if commit, err = r.storeCommit(st, parent, root, msg); err != nil {
 		return commit, root, nil, err
 	}
 	return commit, root, append(objs, commit), nil
@@ -163,8 +160,8 @@ func (r *Repo) writeCommit(parent, tree plumbing.Hash, file string, data []byte,
 
 // replaceInTree returns the hash of tree with the file at parts replaced by blob, storing
 // every rewritten tree and adding it to objs.
-func (r *Repo) replaceInTree(tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
-	t, err := object.GetTree(r.store, tree)
+func (r *Repo) replaceInTree(st storer.EncodedObjectStorer, tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
+	t, err := object.GetTree(st, tree)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -188,15 +185,15 @@ func (r *Repo) replaceInTree(tree plumbing.Hash, parts []string, blob plumbing.H
 		if entries[i].Mode != filemode.Dir {
 			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
 		}
-		if entries[i].Hash, err = r.replaceInTree(entries[i].Hash, parts[1:], blob, objs); err != nil {
+		if entries[i].Hash, err = r.replaceInTree(st, entries[i].Hash, parts[1:], blob, objs); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
-	obj := r.store.NewEncodedObject()
+	obj := st.NewEncodedObject()
 	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	h, err := r.store.SetEncodedObject(obj)
+	h, err := st.SetEncodedObject(obj)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -205,7 +202,7 @@ func (r *Repo) replaceInTree(tree plumbing.Hash, parts []string, blob plumbing.H
 }
 
 // storeCommit writes a commit of tree on parent, signed when a key is configured.
-func (r *Repo) storeCommit(parent, tree plumbing.Hash, msg string) (plumbing.Hash, error) {
+func (r *Repo) storeCommit(st storer.EncodedObjectStorer, parent, tree plumbing.Hash, msg string) (plumbing.Hash, error) {
 	now := r.cfg.Now()
 	c := &object.Commit{
 		Author:       object.Signature{Name: r.cfg.Author.Name, Email: r.cfg.Author.Email, When: now},
@@ -215,7 +212,7 @@ func (r *Repo) storeCommit(parent, tree plumbing.Hash, msg string) (plumbing.Has
 		ParentHashes: []plumbing.Hash{parent},
 	}
 	if r.signer != nil {
-		unsigned := r.store.NewEncodedObject()
+		unsigned := st.NewEncodedObject()
 		if err := c.EncodeWithoutSignature(unsigned); err != nil {
 			return plumbing.ZeroHash, err
 		}
@@ -229,9 +226,9 @@ func (r *Repo) storeCommit(parent, tree plumbing.Hash, msg string) (plumbing.Has
 		}
 		c.PGPSignature = sig.String()
 	}
-	obj := r.store.NewEncodedObject()
+	obj := st.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	return r.store.SetEncodedObject(obj)
+	return st.SetEncodedObject(obj)
 }
