@@ -212,7 +212,11 @@ func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingW
 	if err != nil {
 		return items, err
 	}
-	defer func() { sess.Close() }()
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
 	head, err := r.head()
 	if err != nil || head.Hash != adv {
 		if err := r.fetch(ctx); err != nil {

@@ -48,7 +48,12 @@ func BenchmarkScale(b *testing.B) {
 func scaleOnce(b *testing.B, oneFile bool, transport string) {
 	n := scaleRollouts
 	dir := b.TempDir()
-	s := seedScale(b, dir, n, oneFile, 30*time.Second+time.Duration(n)*40*time.Millisecond)
+	lead := 30*time.Second + time.Duration(n)*100*time.Millisecond // for the start-up, before the tick
+	if d, err := time.ParseDuration(os.Getenv("CANARYD_SCALE_LEAD")); err == nil {
+		lead = d
+	}
+	s := seedScale(b, dir, n, oneFile, lead)
+	started := time.Now()
 	url := s.url
 	if transport == "git" {
 		url = s.serveGitDaemon(b)
@@ -58,6 +63,7 @@ func scaleOnce(b *testing.B, oneFile bool, transport string) {
 	if time.Now().After(s.tick) {
 		b.Fatalf("the start-up took past the tick at %s", s.tick)
 	}
+	b.ReportMetric(time.Since(started).Seconds(), "startup-s")
 	steps := s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "2/3" }, time.Until(s.tick)+5*time.Minute)
 	times, _ := s.pushes(b)
 	landed := s.landed(b)
