@@ -202,11 +202,13 @@ func (r *Repo) writeBatch(batch []*pendingWrite) {
 	}
 }
 
-// tryBatch is one attempt, within Config.PushTimeout: bring the head up to date, check and
-// edit every write, commit them in a chain and push it. It resolves the writes that are
-// done, refused or pushed, and returns the others with the error that stopped them.
-func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingWrite, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
+// tryBatch is one attempt: bring the head up to date, check and edit every write, commit
+// them in a chain and push it. Asking the remote and fetching take at most
+// Config.PushTimeout, and so does the push (building a long chain in between does not eat
+// into it). It resolves the writes that are done, refused or pushed, and returns the others
+// with the error that stopped them.
+func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWrite, error) {
+	ctx, cancel := context.WithTimeout(bg, r.cfg.PushTimeout)
 	defer cancel()
 	sess, adv, err := r.openPush(ctx)
 	if err != nil {
@@ -239,9 +241,11 @@ func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingW
 	if err != nil {
 		return live, err
 	}
+	pctx, pcancel := context.WithTimeout(bg, r.cfg.PushTimeout)
+	defer pcancel()
 	if head.Hash != adv { // the remote moved while we fetched: ask it again
 		sess.Close()
-		if sess, adv, err = r.openPush(ctx); err != nil {
+		if sess, adv, err = r.openPush(pctx); err != nil {
 			return live, err
 		}
 		if adv != head.Hash {
@@ -251,7 +255,7 @@ func (r *Repo) tryBatch(ctx context.Context, items []*pendingWrite) ([]*pendingW
 	if r.beforePush != nil {
 		r.beforePush()
 	}
-	if err := r.push(ctx, sess, head.Hash, tip, data); err != nil {
+	if err := r.push(pctx, sess, head.Hash, tip, data); err != nil {
 		return live, err
 	}
 	if err := r.keep(o, data, objs); err != nil {

@@ -152,7 +152,7 @@ func parseTrailers(t *testing.T, dir, sha string) map[string]string {
 }
 
 // reflogLen counts the updates of main in the remote's reflog: one per push.
-func reflogLen(t *testing.T, dir string) int {
+func reflogLen(t testing.TB, dir string) int {
 	t.Helper()
 	return len(strings.Fields(gitRun(t, dir, "reflog", "show", "--format=%H", "refs/heads/main")))
 }
@@ -267,4 +267,40 @@ func waitQueued(t *testing.T, r *Repo, n int) {
 		}
 	}
 	t.Fatalf("fewer than %d writes queued", n)
+}
+
+// BenchmarkBatch1000 has 1,000 rollouts take a step at once (one VirtualService per file)
+// and reports how long until every SetWeights returned, and the pushes it took.
+func BenchmarkBatch1000(b *testing.B) {
+	needGit(b)
+	const n = 1000
+	for _, lay := range layouts {
+		b.Run(lay.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				rem := newRemote(b, lay.files(n))
+				r := openRepo(b, rem.url, nil)
+				before := reflogLen(b, rem.dir)
+				docs := make([]*rollout.Document, n)
+				for i := range n {
+					docs[i] = docFor(b, i, lay.manifest(i))
+				}
+				b.StartTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Go(func() {
+						c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20), Base: rollout.CanaryAt(0)}
+						if _, err := r.SetWeights(ctxT(b), docs[i], c); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				b.ReportMetric(time.Since(start).Seconds(), "all-s")
+				b.StopTimer()
+				b.ReportMetric(float64(reflogLen(b, rem.dir)-before), "pushes")
+			}
+		})
+	}
 }
