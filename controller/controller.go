@@ -36,6 +36,9 @@ type Options struct {
 	// RetryBackoff is how long a failed move waits before it is tried again (default 2s);
 	// it doubles up to MaxBackoff (default 1m).
 	RetryBackoff, MaxBackoff time.Duration
+	// MaxApplies bounds the writes to the cluster in flight at once, across rollouts
+	// (default DefaultMaxApplies); rollbacks and aborts wait ahead of steps forward.
+	MaxApplies int
 	// Hook, when set, is called at each point of the step protocol ("intent", "committed",
 	// "applied", "recorded"). Tests use it to kill the process at a chosen point.
 	Hook func(point string, m rollout.Move)
@@ -53,6 +56,7 @@ type Controller struct {
 	// queued holds what Git said about rollouts whose worker has not started yet.
 	queued  map[string][]Input
 	changed chan struct{}
+	applies *applyGate
 }
 
 // New returns a controller; call Set to give it rollouts and Run to run them.
@@ -66,12 +70,16 @@ func New(opts Options) *Controller {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Minute
 	}
+	if opts.MaxApplies <= 0 {
+		opts.MaxApplies = DefaultMaxApplies
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{opts: opts, log: log, docs: map[string]*rollout.Document{},
-		workers: map[string]*worker{}, queued: map[string][]Input{}, changed: make(chan struct{}, 1)}
+		workers: map[string]*worker{}, queued: map[string][]Input{}, changed: make(chan struct{}, 1),
+		applies: newApplyGate(opts.MaxApplies)}
 }
 
 // Set replaces the set of rollouts to run. Rollouts that are new start; ones no longer in
@@ -190,24 +198,40 @@ func (c *Controller) worker(name string) (*worker, error) {
 }
 
 // Act carries out an operator action and returns once it is recorded (the move it asks for,
-// if any, follows). It returns ErrNotFound or an error wrapping ErrIllegal.
+// if any, follows). It never waits behind a move or a check of the rollout: the worker
+// decides beside them. It returns ErrNotFound or an error wrapping ErrIllegal.
 func (c *Controller) Act(ctx context.Context, name string, op Operator) error {
-	return c.send(ctx, name, op)
+	w, err := c.worker(name)
+	if err != nil {
+		return err
+	}
+	req := request{in: op, done: make(chan error, 1)}
+	w.mail.putOp(req)
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.stopped:
+		return fmt.Errorf("rollout %q: stopped", name)
+	}
 }
 
 // Observe tells the controller what Git now says about a rollout (from a fetch or a webhook).
-// What it says about a rollout that is about to start is kept for it, never lost.
-func (c *Controller) Observe(ctx context.Context, ch rollout.GitChange) error {
+// It never waits for the rollout's worker: the newest word per rollout is kept until the
+// worker reads it. What it says about a rollout that is about to start is kept for it.
+func (c *Controller) Observe(_ context.Context, ch rollout.GitChange) error {
 	c.mu.Lock()
-	_, running := c.workers[ch.Rollout]
-	_, wanted := c.docs[ch.Rollout]
-	if !running && wanted {
-		c.queued[ch.Rollout] = append(c.queued[ch.Rollout], Git{Change: ch})
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if w, ok := c.workers[ch.Rollout]; ok {
+		w.mail.putGit(ch)
 		return nil
 	}
-	c.mu.Unlock()
-	return c.send(ctx, ch.Rollout, Git{Change: ch})
+	if _, wanted := c.docs[ch.Rollout]; wanted {
+		c.queued[ch.Rollout] = append(c.queued[ch.Rollout], Git{Change: ch})
+		return nil
+	}
+	return fmt.Errorf("rollout %q: %w", ch.Rollout, ErrNotFound)
 }
 
 // takeQueued returns and forgets the inputs kept for a rollout's new worker.
@@ -217,25 +241,4 @@ func (c *Controller) takeQueued(name string) []Input {
 	q := c.queued[name]
 	delete(c.queued, name)
 	return q
-}
-
-func (c *Controller) send(ctx context.Context, name string, in Input) error {
-	w, err := c.worker(name)
-	if err != nil {
-		return err
-	}
-	req := request{in: in, done: make(chan error, 1)}
-	select {
-	case w.inbox <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-w.stopped:
-		return fmt.Errorf("rollout %q: stopped", name)
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

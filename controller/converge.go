@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/canarydio/canaryd/rollout"
 )
 
 // DefaultConvergeTimeout bounds how long a forward step waits for the cluster to carry its
@@ -16,7 +14,8 @@ const DefaultConvergeTimeout = 5 * time.Minute
 // move's weights, so that the step's bake starts with real traffic. A cluster that does not
 // converge in time fails the move with that reason; the next tick tries again (the commit
 // is already there, so only the wait repeats).
-func (w *worker) converge(ctx context.Context, m rollout.Move) error {
+func (w *worker) converge(ctx context.Context, j job) error {
+	m := j.m
 	cv := w.c.opts.Converger
 	if cv == nil || w.c.opts.Router != nil {
 		return nil
@@ -25,7 +24,7 @@ func (w *worker) converge(ctx context.Context, m rollout.Move) error {
 	if limit <= 0 {
 		limit = DefaultConvergeTimeout
 	}
-	took, err := cv.WaitFor(ctx, w.doc, m.Weights, limit)
+	took, err := cv.WaitFor(ctx, j.doc, m.Weights, limit)
 	if err != nil {
 		return fmt.Errorf("the cluster did not carry %s within %s: %w", m.Weights, limit, err)
 	}

@@ -46,6 +46,10 @@ func Decide(doc *rollout.Document, st rollout.State, in Input, now time.Time) (O
 		p := *st.Pending
 		d.st.Pending = &p
 	}
+	if st.Superseded != nil {
+		s := *st.Superseded
+		d.st.Superseded = &s
+	}
 	if st.Phase == rollout.Invalid {
 		// An invalid spec is not run; serve reports its problems.
 		if op, ok := in.(Operator); ok {
@@ -106,6 +110,9 @@ func (d *decision) event(kind rollout.EventKind, f func(*rollout.Event)) {
 // plan asks for a move: it becomes the pending intent, recorded before it is carried out.
 func (d *decision) plan(m rollout.Move) {
 	m.Run, m.Since = d.st.Run, d.now
+	if p := d.st.Pending; p != nil && p.Kind != rollout.Follow {
+		d.st.Superseded = p // it may be in flight: its commit may still land
+	}
 	d.st.Pending = &m
 	d.move = &m
 	d.event(rollout.EventIntent, func(ev *rollout.Event) {
@@ -119,7 +126,7 @@ func (d *decision) plan(m rollout.Move) {
 func (d *decision) start(actor, reason string) {
 	d.st.Run++
 	d.st.Phase = rollout.Progressing
-	d.st.Pending = nil
+	d.st.Pending, d.st.Superseded = nil, nil
 	d.st.Message = fmt.Sprintf("run %d started at %s", d.st.Run, d.st.Weights)
 	d.event(rollout.EventStarted, func(ev *rollout.Event) { ev.Actor = actor })
 	k := d.adopt(d.st.Weights.Canary)
@@ -323,6 +330,10 @@ func (d *decision) hold(kind rollout.MoveKind, op Operator) {
 // history, another canaryd's commit — overrides the rollout (Git wins), which then makes
 // no move until it is resumed.
 func (d *decision) git(ch rollout.GitChange) {
+	if s := d.st.Superseded; s != nil && ch.Latest != nil && ch.Latest.Matches(*s) && ch.Weights == s.Weights {
+		d.landed(ch.Weights, ch.Commit, ch.Latest.Commit)
+		return
+	}
 	if Agrees(d.st, ch) {
 		if p := d.st.Pending; p != nil && p.Commit == "" && ch.Latest != nil && ch.Latest.Matches(*p) {
 			p.Commit = ch.Latest.Commit // the commit landed before the result was recorded
@@ -333,7 +344,7 @@ func (d *decision) git(ch rollout.GitChange) {
 		ch.Cause = "another canaryd's commit"
 	}
 	d.st.Phase = rollout.Overridden
-	d.st.Pending = nil
+	d.st.Pending, d.st.Superseded = nil, nil
 	d.st.Weights, d.st.Commit, d.st.Own = ch.Weights, ch.Commit, ch.LatestCommit()
 	d.st.Step = d.adopt(ch.Weights.Canary)
 	d.st.Message = fmt.Sprintf("Git wins: %s set %s in %.12s (%s); resume to continue", ch.Author, ch.Weights, ch.Commit, ch.Cause)
@@ -349,12 +360,18 @@ func (d *decision) git(ch rollout.GitChange) {
 func (d *decision) applied(a Applied) {
 	p := d.st.Pending
 	if p == nil || p.Kind != a.Move.Kind || p.Weights != a.Move.Weights || p.Run != a.Move.Run {
-		return // the result of a move that is no longer wanted
+		// The result of a move that is no longer wanted: when it was superseded after all
+		// it had committed, its commit is the base the newer move goes on from.
+		if s := d.st.Superseded; s != nil && a.Commit != "" && sameMove(*s, a.Move) {
+			d.landed(a.Move.Weights, a.Commit, a.Commit)
+		}
+		return
 	}
 	if a.Err != nil {
 		d.failed(a)
 		return
 	}
+	d.st.Superseded = nil
 	d.st.Pending = nil
 	d.st.Weights = p.Weights
 	if a.Commit != "" {
@@ -389,6 +406,17 @@ func (d *decision) applied(a Applied) {
 			return
 		}
 		d.succeed()
+	}
+}
+
+// landed accounts for the commit of a superseded move that reached Git before the newer
+// move replaced it: Git holds its weights, the state says so, and the pending move (which
+// expected the older head) is tried again from there at once.
+func (d *decision) landed(w rollout.Weights, commit, own string) {
+	d.st.Superseded = nil
+	d.st.Weights, d.st.Commit, d.st.Own = w, commit, own
+	if p := d.st.Pending; p != nil {
+		d.move = p
 	}
 }
 

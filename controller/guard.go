@@ -28,22 +28,23 @@ func (w *worker) guard(what string, call func() error) (err error) {
 
 // checkGuarded runs the gates; a panic in them is an Error verdict for every gate the
 // rollout has at its weight, never a pass.
-func (w *worker) checkGuarded(ctx context.Context) []rollout.Verdict {
+func (w *worker) checkGuarded(ctx context.Context, j job) []rollout.Verdict {
+	st, doc := j.st, j.doc
 	var vs []rollout.Verdict
 	err := w.guard("gates", func() error {
 		if sg, ok := w.c.opts.Gates.(StepGates); ok {
-			key := rollout.StepKey{Rollout: w.st.Rollout, Run: w.st.Run, Step: w.st.Step, Since: w.st.StepSince}
-			vs = sg.CheckStep(ctx, w.doc, key, w.st.Weights)
+			key := rollout.StepKey{Rollout: st.Rollout, Run: st.Run, Step: st.Step, Since: st.StepSince}
+			vs = sg.CheckStep(ctx, doc, key, st.Weights)
 			return nil
 		}
-		vs = w.c.opts.Gates.Check(ctx, w.doc, w.st.Weights)
+		vs = w.c.opts.Gates.Check(ctx, doc, st.Weights)
 		return nil
 	})
 	if err == nil {
 		return vs
 	}
 	vs = nil
-	for _, g := range w.doc.Spec.Gates(w.st.Weights.Canary) {
+	for _, g := range doc.Spec.Gates(st.Weights.Canary) {
 		vs = append(vs, rollout.Verdict{Gate: g, Result: rollout.Error, Time: w.now(), Reason: err.Error()})
 	}
 	return vs

@@ -16,13 +16,6 @@ type Repo interface {
 	SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (commit string, err error)
 }
 
-// HeadReader is a Repo that can say which weights the branch head, as last fetched, holds
-// for a rollout. The controller uses it to drop a report of someone else's change that a
-// newer commit has already replaced (a fetch that raced with canaryd's own push).
-type HeadReader interface {
-	WeightsAtHead(doc *rollout.Document) (rollout.Weights, error)
-}
-
 // Observer is a Repo that can say what Git holds for a rollout at the head as last
 // fetched: the weights, the commit that set them, and the newest commit with the rollout's
 // trailers. A worker reads it before it moves, and rebuilds its state when the store does

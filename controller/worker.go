@@ -2,9 +2,10 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,12 +25,15 @@ type request struct {
 	done chan error
 }
 
-// worker runs one rollout. Only its own goroutine touches its fields after run starts.
+// worker runs one rollout. Its own goroutine (run) decides: it reads the mailbox, runs
+// Decide and saves, and never waits on the network. Moves and reads of Git go, one at a
+// time and in order, to the rollout's lane goroutine; checks run in a goroutine of their
+// own. Only run touches the fields below loaded after it starts.
 type worker struct {
 	c       *Controller
 	log     *slog.Logger
 	cancel  context.CancelFunc
-	inbox   chan request
+	mail    *mailbox
 	docs    chan *rollout.Document
 	stopped chan struct{}
 	loaded  atomic.Bool // set once run has loaded the state
@@ -41,12 +45,51 @@ type worker struct {
 	nextCheck time.Time
 	retryAt   time.Time
 	backoff   time.Duration
+
+	lane      chan laneOp     // to the lane: at most one move and one read at a time
+	results   chan laneResult // from the lane, in the order of lane
+	checks    chan checkResult
+	moving    *inflight      // the move in the lane
+	reading   bool           // a read of the head is in the lane
+	readAgain bool           // Git spoke again while it was
+	check     *inflightCheck // the round of checks running
+	wg        sync.WaitGroup // the lane and the checks
+}
+
+// inflight is a move handed to the lane.
+type inflight struct {
+	m          rollout.Move
+	cancel     context.CancelFunc
+	superseded bool // a newer move replaced it: it was cancelled, its result only informs
+}
+
+// inflightCheck is a round of checks running beside the worker, for the step it began in.
+type inflightCheck struct {
+	key    checkKey
+	cancel context.CancelFunc
+}
+
+// checkKey is the step a round of checks measures: verdicts count only for it.
+type checkKey struct {
+	run, step int
+	since     time.Time
+	weights   rollout.Weights
+}
+
+func keyOf(st rollout.State) checkKey {
+	return checkKey{run: st.Run, step: st.Step, since: st.StepSince, weights: st.Weights}
+}
+
+type checkResult struct {
+	key      checkKey
+	verdicts []rollout.Verdict
 }
 
 func newWorker(c *Controller, doc *rollout.Document, cancel context.CancelFunc) *worker {
 	return &worker{
 		c: c, log: c.log.With("rollout", doc.Name()), cancel: cancel, doc: doc, sched: doc.Schedule(),
-		inbox: make(chan request), docs: make(chan *rollout.Document, 1), stopped: make(chan struct{}),
+		mail: newMailbox(), docs: make(chan *rollout.Document, 1), stopped: make(chan struct{}),
+		lane: make(chan laneOp, 2), results: make(chan laneResult, 2), checks: make(chan checkResult, 1),
 	}
 }
 
@@ -63,14 +106,24 @@ func (w *worker) now() time.Time { return w.c.opts.Clock.Now() }
 
 func (w *worker) run(ctx context.Context) error {
 	defer close(w.stopped)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		w.wg.Wait()
+	}()
 	if err := w.loadRetrying(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.runLane(ctx)
+	}()
 	now := w.now()
 	w.nextTick = w.sched.Next(now)
 	w.nextCheck = now.Add(w.doc.Spec.Interval())
 	for _, in := range w.c.takeQueued(w.doc.Name()) {
-		if _, err := w.feed(in); err != nil {
+		if err := w.input(in); err != nil {
 			return err
 		}
 	}
@@ -80,26 +133,30 @@ func (w *worker) run(ctx context.Context) error {
 		}
 	}
 	for {
-		if w.st.Pending != nil && !w.now().Before(w.retryAt) {
-			if err := w.perform(ctx); err != nil {
-				return err
-			}
-			continue
-		}
+		w.dispatch(ctx)
 		if err := w.wait(ctx); err != nil || ctx.Err() != nil {
 			return err
 		}
 	}
 }
 
+// input decides on an input kept for the worker before it started.
+func (w *worker) input(in Input) error {
+	if g, ok := in.(Git); ok {
+		return w.gitSaid(g.Change)
+	}
+	_, err := w.feed(in)
+	return err
+}
+
 // wait blocks until the next thing to do, and does it.
 func (w *worker) wait(ctx context.Context) error {
 	now := w.now()
 	wake := w.nextTick
-	if w.checking() && w.nextCheck.Before(wake) {
+	if w.checkDue() && w.nextCheck.Before(wake) {
 		wake = w.nextCheck
 	}
-	if w.st.Pending != nil && w.retryAt.Before(wake) {
+	if w.st.Pending != nil && w.moving == nil && w.retryAt.Before(wake) {
 		wake = w.retryAt
 	}
 	timer := w.c.opts.Clock.NewTimer(wake.Sub(now))
@@ -107,34 +164,21 @@ func (w *worker) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case req := <-w.inbox:
-		if w.stale(req.in) {
-			req.done <- nil
-			return nil
-		}
-		refused, err := w.feed(req.in)
-		if err != nil {
-			req.done <- err
-			return err
-		}
-		req.done <- refused
-		return nil
+	case <-w.mail.signal:
+		return w.readMail()
 	case doc := <-w.docs:
-		old := w.doc.Spec
-		w.doc = doc
-		if doc.Spec.Schedule != old.Schedule || doc.Spec.TimeZone != old.TimeZone {
-			w.sched = doc.Schedule()
-			w.nextTick = w.sched.Next(w.now())
-		}
+		w.setSpec(doc)
 		return nil
+	case r := <-w.results:
+		return w.finished(r)
+	case r := <-w.checks:
+		return w.checked(r)
 	case <-timer.C():
 	}
 	now = w.now()
-	if w.checking() && !now.Before(w.nextCheck) {
+	if w.checkDue() && !now.Before(w.nextCheck) {
 		w.nextCheck = now.Add(w.doc.Spec.Interval())
-		if _, err := w.feed(Verdicts{Verdicts: w.check(ctx)}); err != nil {
-			return err
-		}
+		w.startCheck(ctx)
 	}
 	if !w.now().Before(w.nextTick) {
 		at := w.nextTick
@@ -146,56 +190,180 @@ func (w *worker) wait(ctx context.Context) error {
 	return nil
 }
 
-// stale reports whether in is a report of Git that the branch head, as fetched now, no
-// longer holds: the fetch that made it raced with a newer commit (often canaryd's own push),
-// and the next fetch reports the head as it is. Only a report Git still stands by may
-// override the rollout.
-func (w *worker) stale(in Input) bool {
-	g, ok := in.(Git)
-	if !ok {
-		return false
+// setSpec makes doc the rollout's spec from the next decision on.
+func (w *worker) setSpec(doc *rollout.Document) {
+	old := w.doc.Spec
+	w.doc = doc
+	if doc.Spec.Schedule != old.Schedule || doc.Spec.TimeZone != old.TimeZone {
+		w.sched = doc.Schedule()
+		w.nextTick = w.sched.Next(w.now())
 	}
-	if obs, can := w.c.opts.Repo.(Observer); can {
-		var cur rollout.GitChange
-		err := w.guard("read the head", func() (err error) { cur, err = obs.Observe(w.doc); return err })
-		if err != nil || cur.Weights == g.Change.Weights && cur.LatestCommit() == g.Change.LatestCommit() {
-			return false
+}
+
+// readMail decides on everything in the mailbox: Git's newest word first (Git is the
+// authority), then each operator's request in order, each answered once it is recorded.
+func (w *worker) readMail() error {
+	ops, g := w.mail.take()
+	if g != nil {
+		if err := w.gitSaid(*g); err != nil {
+			fail(ops, err)
+			return err
 		}
-		w.log.Debug("stale git change dropped", "commit", g.Change.Commit, "weight", g.Change.Weights.Canary,
-			"head", cur.Weights.String(), "latest", cur.LatestCommit())
-		return true
 	}
-	hr, can := w.c.opts.Repo.(HeadReader)
-	if !can || g.Change.Own() {
-		return false
+	for i, req := range ops {
+		refused, err := w.feed(req.in)
+		if err != nil {
+			fail(ops[i:], err)
+			return err
+		}
+		req.done <- refused
 	}
-	var at rollout.Weights
-	err := w.guard("read the head", func() (err error) { at, err = hr.WeightsAtHead(w.doc); return err })
-	if err != nil || at == g.Change.Weights {
-		return false
-	}
-	w.log.Debug("stale git change dropped", "commit", g.Change.Commit, "weight", g.Change.Weights.Canary, "head", at.String())
-	return true
+	return nil
 }
 
-// checking reports whether the gates are due to be checked in this state.
-func (w *worker) checking() bool {
+func fail(reqs []request, err error) {
+	for _, r := range reqs {
+		r.done <- err
+	}
+}
+
+// gitSaid decides on a report of what Git holds. A report the state accounts for is
+// decided at once. Any other may override the rollout only once the lane has read the head
+// again: the fetch that made it may have raced with a newer commit, often the rollout's
+// own push, and the lane reads after any move it is carrying out.
+func (w *worker) gitSaid(ch rollout.GitChange) error {
+	if _, can := w.c.opts.Repo.(Observer); !can || Agrees(w.st, ch) {
+		_, err := w.feed(Git{Change: ch})
+		return err
+	}
+	if w.reading {
+		w.readAgain = true
+		return nil
+	}
+	w.reading = true
+	w.lane <- laneOp{read: true, doc: w.doc}
+	return nil
+}
+
+// dispatch starts what is due beside the worker: it cancels a move a newer one replaced
+// and a round of checks the state no longer wants, and hands the pending move to the lane
+// once the lane is free and its retry time has come.
+func (w *worker) dispatch(ctx context.Context) {
+	if c := w.check; c != nil && c.cancel != nil && !w.checkWanted() {
+		c.cancel() // aborted, rolled back, overridden: the probe's answer no longer matters
+		c.cancel = nil
+	}
+	if mv := w.moving; mv != nil {
+		if !mv.superseded && (w.st.Pending == nil || !sameMove(mv.m, *w.st.Pending)) {
+			mv.superseded = true
+			mv.cancel()
+			w.log.Info("move superseded", "kind", mv.m.Kind, "weight", mv.m.Weights.Canary)
+		}
+		return // one move at a time: the next starts once this one has returned
+	}
+	if w.st.Pending == nil || w.now().Before(w.retryAt) {
+		return
+	}
+	j := job{doc: w.doc, st: w.st, m: *w.st.Pending}
+	mctx, cancel := context.WithCancel(ctx)
+	w.moving = &inflight{m: j.m, cancel: cancel}
+	w.lane <- laneOp{ctx: mctx, cancel: cancel, job: j}
+}
+
+// finished decides on what the lane reports.
+func (w *worker) finished(r laneResult) error {
+	if r.read {
+		w.reading = false
+		if r.err != nil {
+			w.log.Warn("read the head", "err", r.err)
+		} else if _, err := w.feed(Git{Change: r.change}); err != nil {
+			return err
+		}
+		if w.readAgain {
+			w.readAgain, w.reading = false, true
+			w.lane <- laneOp{read: true, doc: w.doc}
+		}
+		return nil
+	}
+	mv := w.moving
+	w.moving = nil
+	if r.err != nil && !mv.superseded {
+		w.log.Warn("move failed", "kind", r.m.Kind, "weight", r.m.Weights.Canary, "err", r.err)
+	}
+	// A failure at the longest backoff was recorded when the backoff first reached it:
+	// history holds the first failure and one per backoff level, not one per try.
+	quiet := r.err != nil && w.backoff >= w.c.opts.MaxBackoff
+	if _, err := w.feed(Applied{Move: r.m, Commit: r.commit, Err: r.err, Quiet: quiet}); err != nil {
+		return err
+	}
+	switch p := w.st.Pending; {
+	case mv.superseded:
+	case p != nil && sameMove(*p, r.m):
+		w.backoff = min(max(2*w.backoff, w.c.opts.RetryBackoff), w.c.opts.MaxBackoff)
+		w.retryAt = w.now().Add(jitter(w.backoff))
+	case r.err == nil:
+		w.hook("recorded", r.m)
+	}
+	return nil
+}
+
+// jitter spreads a retry over 80..120 % of d, so that many rollouts failing at once (a Git
+// outage) do not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+// checkWanted reports whether the gates watch the rollout in this state.
+func (w *worker) checkWanted() bool {
 	p := w.st.Phase
-	return (p == rollout.Progressing || p == rollout.Paused) && w.st.Pending == nil &&
-		len(w.doc.Spec.Gates(w.st.Weights.Canary)) > 0
+	return (p == rollout.Progressing || p == rollout.Paused) && len(w.doc.Spec.Gates(w.st.Weights.Canary)) > 0
 }
 
-func (w *worker) check(ctx context.Context) []rollout.Verdict {
+// checkDue reports whether a new round of checks may start: none is running and no move
+// is being carried out.
+func (w *worker) checkDue() bool {
+	return w.check == nil && w.st.Pending == nil && w.checkWanted()
+}
+
+// startCheck runs a round of checks beside the worker, which goes on deciding: a probe
+// that never answers delays no abort and no report of Git.
+func (w *worker) startCheck(ctx context.Context) {
+	j := job{doc: w.doc, st: w.st}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	c := &inflightCheck{key: keyOf(w.st), cancel: cancel}
+	w.check = c
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer cancel()
+		vs := w.runGates(cctx, j)
+		select {
+		case w.checks <- checkResult{key: c.key, verdicts: vs}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// checked decides on a round of verdicts, which count only for the step they measured.
+func (w *worker) checked(r checkResult) error {
+	w.check = nil
+	if r.key != keyOf(w.st) || !w.checkWanted() {
+		return nil
+	}
+	_, err := w.feed(Verdicts{Verdicts: r.verdicts})
+	return err
+}
+
+// runGates runs the gates for j's rollout at its weights.
+func (w *worker) runGates(ctx context.Context, j job) []rollout.Verdict {
 	if w.c.opts.Gates == nil {
 		var vs []rollout.Verdict
-		for _, g := range w.doc.Spec.Gates(w.st.Weights.Canary) {
+		for _, g := range j.doc.Spec.Gates(j.st.Weights.Canary) {
 			vs = append(vs, rollout.Verdict{Gate: g, Result: rollout.Error, Time: w.now(), Reason: "this daemon has no gates configured"})
 		}
 		return vs
 	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	return w.checkGuarded(ctx)
+	return w.checkGuarded(ctx, j)
 }
 
 // feed decides on one input and records the outcome. It returns refused for an input the
@@ -237,105 +405,4 @@ func (w *worker) hook(point string, m rollout.Move) {
 	if h := w.c.opts.Hook; h != nil {
 		h(point, m)
 	}
-}
-
-// perform carries out the pending move and records its result.
-func (w *worker) perform(ctx context.Context) error {
-	m := *w.st.Pending
-	commit, err := w.execute(ctx, m)
-	if err != nil {
-		w.log.Warn("move failed", "kind", m.Kind, "weight", m.Weights.Canary, "err", err)
-	}
-	// A failure at the longest backoff was recorded when the backoff first reached it:
-	// history holds the first failure and one per backoff level, not one per try.
-	quiet := err != nil && w.backoff >= w.c.opts.MaxBackoff
-	if _, serr := w.feed(Applied{Move: m, Commit: commit, Err: err, Quiet: quiet}); serr != nil {
-		return serr
-	}
-	if w.st.Pending != nil {
-		w.backoff = min(max(2*w.backoff, w.c.opts.RetryBackoff), w.c.opts.MaxBackoff)
-		w.retryAt = w.now().Add(w.backoff)
-		return nil
-	}
-	w.hook("recorded", m)
-	return nil
-}
-
-// execute changes Git and the cluster in the order the move's kind requires: forward moves
-// commit first (Git leads), backward moves apply first (safety leads) and are re-applied on
-// every retry until their commit is pushed.
-func (w *worker) execute(ctx context.Context, m rollout.Move) (commit string, err error) {
-	switch {
-	case m.Kind == rollout.Follow:
-		return m.Commit, w.apply(ctx, m)
-	case m.Kind.Backward():
-		applyErr := w.apply(ctx, m)
-		commit, err = w.commit(ctx, m)
-		return commit, errors.Join(applyErr, err)
-	case m.Kind.Hold():
-		return w.commit(ctx, m)
-	default:
-		if err := w.preflight(ctx, m); err != nil {
-			return "", err
-		}
-		if commit, err = w.commit(ctx, m); err != nil {
-			return "", err
-		}
-		if err := w.converge(ctx, m); err != nil {
-			return commit, err
-		}
-		return commit, w.apply(ctx, m)
-	}
-}
-
-// preflight checks the cluster before the first step that sends the canary traffic, before
-// anything is committed.
-func (w *worker) preflight(ctx context.Context, m rollout.Move) error {
-	p, ok := w.c.opts.Router.(Preflighter)
-	if !ok || w.st.Weights.Canary > 0 || m.Weights.Canary == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if err := w.guard("preflight", func() error { return p.Preflight(ctx, w.doc) }); err != nil {
-		return fmt.Errorf("preflight before the first traffic step: %w", err)
-	}
-	return nil
-}
-
-func (w *worker) commit(ctx context.Context, m rollout.Move) (string, error) {
-	if m.Commit != "" {
-		return m.Commit, nil
-	}
-	step := 0
-	if m.Step >= 0 {
-		step = m.Step + 1
-	}
-	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
-	defer cancel()
-	c := rollout.Commit{
-		Kind: m.Kind, Run: m.Run, Step: step, Steps: len(w.doc.Spec.Steps),
-		Weights: m.Weights, Reason: m.Reason, Actor: m.Actor,
-		Base: w.st.Weights, BaseOwn: w.st.Own,
-	}
-	var sha string
-	err := w.guard("commit", func() (err error) { sha, err = w.c.opts.Repo.SetWeights(ctx, w.doc, c); return err })
-	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", m.Weights, err)
-	}
-	w.hook("committed", m)
-	return sha, nil
-}
-
-func (w *worker) apply(ctx context.Context, m rollout.Move) error {
-	if w.c.opts.Router == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if err := w.guard("apply", func() error { return w.c.opts.Router.SetWeights(ctx, w.doc, m.Weights) }); err != nil {
-		return fmt.Errorf("apply %s: %w", m.Weights, err)
-	}
-	w.hook("applied", m)
-	return nil
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // BenchmarkSetWeights measures one weight change (get, update carrying the
-// resourceVersion, read back) on the real API server, without client-side
+// resourceVersion) on the real API server, without client-side
 // rate limits, and reports its p50 and p99 latency.
 func BenchmarkSetWeights(b *testing.B) {
 	f := newFixture(b, nil)
@@ -48,7 +48,7 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 // BenchmarkManyVirtualServices changes the weights of many VirtualServices
 // from one process (16 workers sharing one Router) under three client-side
 // rate limits: none, the ones canaryd ships (istio.DefaultQPS/DefaultBurst)
-// and client-go's defaults (5 QPS, burst 10). Each change is three requests,
+// and client-go's defaults (5 QPS, burst 10). Each change is two requests,
 // so the limits, not the API server, set the pace; client-go's defaults run
 // on 100 objects (1,000 would take ten minutes) and report the same rate.
 func BenchmarkManyVirtualServices(b *testing.B) {
@@ -67,7 +67,7 @@ func BenchmarkManyVirtualServices(b *testing.B) {
 			qps: rest.DefaultQPS, burst: rest.DefaultBurst, n: 100, fromConfig: true},
 	}
 	// Every pass flips the weights of all objects, so each change is a real
-	// update (get, update, read back), never an idempotent no-op.
+	// update (get, update), never an idempotent no-op.
 	flip := 0
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

@@ -175,6 +175,10 @@ type State struct {
 	LastTick time.Time            `json:"lastTick"`
 	Gates    map[string]GateState `json:"gates,omitempty"`
 	Pending  *Move                `json:"pending,omitempty"`
+	// Superseded is a move that a newer one replaced while it may still have been carried
+	// out (a step forward cut short by an abort): should its commit turn up in Git, it is
+	// the rollout's own, and the newer move goes on from it.
+	Superseded *Move `json:"superseded,omitempty"`
 	// Own is the newest commit with this rollout's trailers that the state accounts for
 	// (canaryd's own, or another party's that was accepted as Overridden). A write to Git
 	// expects it at the branch head; anything newer is an external change.

@@ -30,6 +30,9 @@ type Options struct {
 	// CommitURL links commits on the page: a URL with {sha} for the commit's hash, such as
 	// https://github.com/acme/deploy/commit/{sha}. Empty: no links.
 	CommitURL string
+	// Pprof mounts the Go runtime's profiles at /debug/pprof/, for a caller with an
+	// operator's token only. Off by default.
+	Pprof bool
 	// Now is the clock the page uses to say "in 12s"; nil means time.Now.
 	Now func() time.Time
 	// ListCacheTTL is how long GET /api/v1/rollouts may answer from its last read of the
@@ -88,6 +91,9 @@ func New(opts Options) *Server {
 	}
 	if opts.GitWebhook != nil {
 		mux.Handle("POST /hooks/git", opts.GitWebhook)
+	}
+	if opts.Pprof {
+		mux.Handle("GET /debug/pprof/", s.pprofHandler())
 	}
 	s.handler = securityHeaders(mux)
 	return s

@@ -41,6 +41,9 @@ type Rollout struct {
 	Commit      string           `json:"commit,omitempty"`
 	NextTick    time.Time        `json:"nextTick,omitzero"`
 	Message     string           `json:"message,omitempty"`
+	// Git says why canaryd cannot reach the Git remote, when it cannot: moves that need a
+	// commit wait (a rollback still reaches the cluster in apply mode).
+	Git string `json:"git,omitempty"`
 	// Problems are the spec's validation errors when Phase is Invalid.
 	Problems []rollout.Problem `json:"problems,omitempty"`
 	Updated  time.Time         `json:"updated,omitzero"`

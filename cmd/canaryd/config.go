@@ -24,6 +24,8 @@ type Config struct {
 		TokenFile  string    `yaml:"tokenFile"`
 		TokensFile string    `yaml:"tokensFile"`
 		TLS        TLSConfig `yaml:"tls"`
+		// Pprof serves the Go runtime's profiles at /debug/pprof/ to callers with a token.
+		Pprof bool `yaml:"pprof"`
 	} `yaml:"api"`
 	// Egress says which probe and Prometheus targets specs may name and which local files
 	// they may read; link-local and cloud-metadata addresses are refused by default.
@@ -55,7 +57,10 @@ type GitConfig struct {
 	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
 	// BatchWindow is how long a step waits for others to share its push (100ms; 0: none).
 	BatchWindow rollout.Duration `yaml:"batchWindow"`
-	Auth        struct {
+	// Timeout bounds each fetch and each push attempt (1m): a remote that accepts and then
+	// stays silent costs at most that.
+	Timeout rollout.Duration `yaml:"timeout"`
+	Auth    struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
@@ -86,7 +91,13 @@ type KubeConfig struct {
 	// ConvergeTimeout, in gitops mode, is how long a step forward waits for the live
 	// VirtualService to carry its weights before its bake starts; 0 means 5m.
 	ConvergeTimeout rollout.Duration `yaml:"convergeTimeout"`
-	LeaderElection  struct {
+	// QPS and Burst are the client-side rate limit of canaryd's requests to the API server
+	// (50 and 100); MaxApplies bounds the weight changes in flight at once (16), rollbacks
+	// served first.
+	QPS            float32 `yaml:"qps"`
+	Burst          int     `yaml:"burst"`
+	MaxApplies     int     `yaml:"maxApplies"`
+	LeaderElection struct {
 		Enabled   bool   `yaml:"enabled"`
 		Namespace string `yaml:"namespace"`
 		Name      string `yaml:"name"`

@@ -78,18 +78,6 @@ func (d *daemon) loadSpecs(ctx context.Context) error {
 	return nil
 }
 
-func (d *daemon) weightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
-	files, _, err := d.repo.Files(doc.Spec.Manifest)
-	if err != nil {
-		return rollout.Weights{}, err
-	}
-	data, ok := files[doc.Spec.Manifest]
-	if !ok {
-		return rollout.Weights{}, fmt.Errorf("manifest %s is not in the repo", doc.Spec.Manifest)
-	}
-	return gitops.ReadWeights(data, gitops.RefOf(doc))
-}
-
 func shortSHA(s string) string {
 	if len(s) > 12 {
 		return s[:12]
@@ -224,6 +212,12 @@ func (d *daemon) observeAll() []rollout.GitChange {
 func (d *daemon) selfName() string {
 	s, _ := d.self.Load().(string)
 	return s
+}
+
+// gitUnreachable returns why Git counts as unreachable now, or "".
+func (d *daemon) gitUnreachable() string {
+	lastErr, _ := d.fetchErr.Load().(string)
+	return gitUnreachable(time.Unix(0, d.fetchedAt.Load()), lastErr, time.Now(), d.cfg.Git.UnreachableAfter.Duration)
 }
 
 // gitUnreachable returns why Git counts as unreachable at now: no fetch has succeeded for

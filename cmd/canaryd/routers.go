@@ -29,13 +29,14 @@ type routers struct {
 	gateway *gatewayapi.Router
 }
 
-// newRouters builds both routers for the API server cfg names. It makes no request.
-func newRouters(cfg *rest.Config, log *slog.Logger) (routers, error) {
-	is, err := istio.NewRouter(cfg, istio.Options{Logger: log})
+// newRouters builds both routers for the API server cfg names, limited to qps requests a
+// second in bursts of burst (zero: the routers' defaults). It makes no request.
+func newRouters(cfg *rest.Config, qps float32, burst int, log *slog.Logger) (routers, error) {
+	is, err := istio.NewRouter(cfg, istio.Options{Logger: log, QPS: qps, Burst: burst})
 	if err != nil {
 		return routers{}, err
 	}
-	gw, err := gatewayapi.NewRouter(cfg, gatewayapi.Options{Logger: log})
+	gw, err := gatewayapi.NewRouter(cfg, gatewayapi.Options{Logger: log, QPS: qps, Burst: burst})
 	if err != nil {
 		return routers{}, err
 	}

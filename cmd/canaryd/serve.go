@@ -114,10 +114,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if kube, err = restConfig(k.Kubeconfig); err != nil {
 			return err
 		}
-		router, err := newRouters(kube, log)
+		router, err := newRouters(kube, k.QPS, k.Burst, log)
 		if err != nil {
 			return err
 		}
+		opts.MaxApplies = k.MaxApplies
 		if k.Mode == "apply" {
 			opts.Router = router
 		} else { // gitops: read the cluster, never write it; bake once it carries a step
@@ -153,7 +154,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if hookSecret == nil {
 		log.Warn("git webhook without a secret: it only triggers a fetch, rate-limited", "field", "git.webhookSecretFile")
 	}
-	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret)})
+	srv := server.New(server.Options{Source: source{d}, Token: token, People: people, CommitURL: cfg.Git.CommitURL, Registry: reg, Logger: log, GitWebhook: repo.Webhook(hookSecret), Pprof: cfg.API.Pprof})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return listen(ctx, cfg.Listen, srv, log, cfg.API.TLS) })
 	g.Go(func() error { return d.notify.run(ctx) })
@@ -288,6 +289,7 @@ func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
 		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
 		Committer:      gitops.Signature{Name: cfg.Git.Committer.Name, Email: cfg.Git.Committer.Email},
 		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log, BatchWindow: batchWindow(cfg.Git.BatchWindow.Duration),
+		FetchTimeout: cfg.Git.Timeout.Duration, PushTimeout: cfg.Git.Timeout.Duration,
 	}
 }
 

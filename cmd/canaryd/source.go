@@ -31,6 +31,7 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 			r.NextTick = e.sched.Next(time.Now())
 		}
 	}
+	r.Git = s.d.gitUnreachable()
 	if len(e.problems) > 0 {
 		r.Phase, r.Problems = rollout.Invalid, e.problems
 		r.Message = fmt.Sprintf("the spec does not validate (%d problems); fix it in Git", len(e.problems))
@@ -139,8 +140,7 @@ func (s source) Ready(ctx context.Context) error {
 	if !s.d.fetched.Load() {
 		return errors.New("the Git repository has not been fetched yet")
 	}
-	lastErr, _ := s.d.fetchErr.Load().(string)
-	if why := gitUnreachable(time.Unix(0, s.d.fetchedAt.Load()), lastErr, time.Now(), s.d.cfg.Git.UnreachableAfter.Duration); why != "" {
+	if why := s.d.gitUnreachable(); why != "" {
 		return errors.New(why)
 	}
 	if s.d.leading.Load() && !s.d.ctrl.Loaded() {
@@ -178,7 +178,6 @@ type timedRepo struct {
 }
 
 var (
-	_ controller.HeadReader    = timedRepo{}
 	_ controller.Observer      = timedRepo{}
 	_ controller.HistoryReader = timedRepo{}
 )
@@ -189,10 +188,6 @@ func (t timedRepo) Observe(doc *rollout.Document) (rollout.GitChange, error) {
 
 func (t timedRepo) History(ctx context.Context, doc *rollout.Document, limit int) ([]rollout.Event, error) {
 	return t.d.repo.History(ctx, doc, limit)
-}
-
-func (t timedRepo) WeightsAtHead(doc *rollout.Document) (rollout.Weights, error) {
-	return t.d.weightsAtHead(doc)
 }
 
 func (t timedRepo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {

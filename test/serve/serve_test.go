@@ -146,8 +146,15 @@ func (w *world) eventually(timeout time.Duration, what string, cond func() (bool
 	}
 }
 
-// api calls the status API; token "" sends no Authorization header.
+// api calls the status API; token "" sends no Authorization header. A call not answered
+// within a minute fails the test.
 func (w *world) api(method, path, token string, body any) (int, []byte) {
+	w.t.Helper()
+	return w.apiWithin(time.Minute, method, path, token, body)
+}
+
+// apiWithin is api with a deadline of d for the answer.
+func (w *world) apiWithin(d time.Duration, method, path, token string, body any) (int, []byte) {
 	w.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -161,7 +168,7 @@ func (w *world) api(method, path, token string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: d}).Do(req)
 	if err != nil {
 		w.t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -88,7 +88,13 @@ func (w *world) clusterWeights() rollout.Weights {
 	if w.grpcRoute {
 		return w.grpcRouteWeights()
 	}
-	u, err := w.kclient.Dynamic.Resource(istio.VirtualServices).Namespace(w.ns).Get(context.Background(), "grpc-vs", metav1.GetOptions{})
+	return w.clusterWeightsOf("grpc-vs")
+}
+
+// clusterWeightsOf reads the weights of the VirtualService vs from the API server.
+func (w *world) clusterWeightsOf(vs string) rollout.Weights {
+	w.t.Helper()
+	u, err := w.kclient.Dynamic.Resource(istio.VirtualServices).Namespace(w.ns).Get(context.Background(), vs, metav1.GetOptions{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -111,8 +117,14 @@ func (w *world) clusterWeights() rollout.Weights {
 // gitWeights reads grpc-vs's weights at the remote's head with the git CLI.
 func (w *world) gitWeights() rollout.Weights {
 	w.t.Helper()
-	data := w.git(w.remote, "show", "main:"+w.manifestPath())
-	wt, err := gitops.ReadWeights([]byte(data), w.ref())
+	return w.gitWeightsOf(w.manifestPath(), w.ref())
+}
+
+// gitWeightsOf reads ref's weights in file at the remote's head with the git CLI.
+func (w *world) gitWeightsOf(file string, ref gitops.VSRef) rollout.Weights {
+	w.t.Helper()
+	data := w.git(w.remote, "show", "main:"+file)
+	wt, err := gitops.ReadWeights([]byte(data), ref)
 	if err != nil {
 		w.t.Fatal(err)
 	}
