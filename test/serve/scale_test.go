@@ -280,7 +280,7 @@ func TestManyRolloutsOneTick(t *testing.T) {
 		t.Run(map[bool]string{false: "file-per-rollout", true: "one-manifest"}[oneFile], func(t *testing.T) {
 			canarydBinary(t)
 			dir := t.TempDir()
-			s := seedScale(t, dir, n, oneFile, 30*time.Second)
+			s := seedScale(t, dir, n, oneFile, 90*time.Second) // the start-up (slow under -race) must end before the tick
 			started := time.Now()
 			startScale(t, dir, s.url)
 			s.waitSteps(t, n, "1/3", time.Until(s.tick))
