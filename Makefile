@@ -8,7 +8,7 @@ GOFLAGS  ?=
 PKGS     ?= ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build deps test test-short vet bench fuzz demo judge clean
+.PHONY: all build deps test test-short vet bench scale fuzz demo judge clean
 
 all: build
 
@@ -41,6 +41,15 @@ BENCH ?= .
 bench: deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m $(PKGS) | tee bench.out | \
 		grep --line-buffered -E '^(Benchmark|ok|FAIL|pkg:)'
+
+# scale runs canaryd serve with many rollouts on one tick (gitops mode; file:// and git://
+# remotes; one VirtualService per file and all in one manifest) and prints one line per
+# case: lateness after the tick (p50/p99/max), pushes per tick, peak RSS, CPU seconds and a
+# mass rollback. SCALE_ROLLOUTS sets how many (default 1000).
+SCALE_ROLLOUTS ?= 1000
+scale: deps
+	CANARYD_SCALE_ROLLOUTS=$(SCALE_ROLLOUTS) $(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 60m ./test/serve | \
+		tee scale.out | grep --line-buffered -E '^(Benchmark|ok|FAIL|pkg:)'
 
 # fuzz runs each fuzzer briefly; FUZZTIME sets how long.
 FUZZTIME ?= 20s

@@ -60,6 +60,10 @@ type Config struct {
 	// base of the jittered exponential wait between attempts (default 50ms).
 	MaxAttempts int
 	Backoff     time.Duration
+	// BatchWindow is how long a write waits for others to share its commit chain and push
+	// (default 100ms; negative: no wait). A batch that holds a rollback or an abort is
+	// written at once.
+	BatchWindow time.Duration
 	// FetchTimeout bounds each fetch and PushTimeout each push attempt (default 1m each):
 	// a remote that accepts and then stays silent costs at most that.
 	FetchTimeout, PushTimeout time.Duration
@@ -101,8 +105,28 @@ type Repo struct {
 	kick    chan struct{}
 	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
 	// built indexes of the trees in it.
-	treesMu sync.Mutex
-	trees   map[plumbing.Hash]*object.Tree
+	treesMu   sync.Mutex
+	trees     map[plumbing.Hash]*object.Tree
+	treeBytes int // treeSize of every tree in trees
+	// parsed caches parsed manifests by blob hash (guarded by mu); parsedBytes is their
+	// parsedSize.
+	parsed      map[plumbing.Hash]*manifest
+	parsedBytes int
+	changed     changedPaths // files changed since earlier heads, at one head (guarded by mu)
+
+	// The write queue: SetWeights queues its write, and one flusher goroutine (running
+	// while the queue is not empty) writes batches of them. qmu guards queue and flushing;
+	// bg ends the flusher's work at Close.
+	qmu      sync.Mutex
+	queue    []*pendingWrite
+	flushing bool
+	urgent   chan struct{}
+	bg       context.Context
+	stopBg   context.CancelFunc
+	wg       sync.WaitGroup
+	// beforePush, when set (by tests), runs after a batch's chain is built and before it
+	// is pushed: a person's push there makes the remote refuse the batch.
+	beforePush func()
 }
 
 // Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,
@@ -121,7 +145,9 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
 		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
+		urgent: make(chan struct{}, 1), parsed: map[plumbing.Hash]*manifest{},
 	}
+	r.bg, r.stopBg = context.WithCancel(context.Background())
 	var err error
 	if r.auth, r.secrets, err = cfg.Auth.method(cfg.URL); err != nil {
 		return nil, r.redact(err)
@@ -164,6 +190,9 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 50 * time.Millisecond
+	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = 100 * time.Millisecond
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = time.Minute
@@ -225,8 +254,11 @@ func (r *Repo) cachePath() string {
 	return filepath.Join(r.cfg.Dir, hex.EncodeToString(sum[:8])+".git")
 }
 
-// Close releases the cache's open files. The Repo must not be used afterwards.
+// Close fails the writes still queued, waits for the one being written, and releases the
+// cache's open files. The Repo must not be used afterwards.
 func (r *Repo) Close() error {
+	r.stopBg()
+	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.closer.Close()
@@ -304,8 +336,18 @@ func (r *Repo) blobAt(c *object.Commit, path string) plumbing.Hash {
 	return h
 }
 
-// maxCachedTrees bounds the decoded-tree cache; it is emptied when full.
-const maxCachedTrees = 8192
+// maxTreeBytes bounds the decoded-tree cache by the trees' estimated size in memory (a
+// tree of a directory of 1,000 manifests takes about 100 KB); it is emptied when full.
+const maxTreeBytes = 32 << 20
+
+// treeSize estimates the memory a decoded tree holds.
+func treeSize(t *object.Tree) int {
+	n := 96
+	for _, e := range t.Entries {
+		n += len(e.Name) + 64 // the entry, its hash and mode, and the index's share
+	}
+	return n
+}
 
 // entryAt returns the hash of the entry at path below the tree root. Decoded trees are
 // cached by hash (trees never change), so that reading one file of each of many rollouts at
@@ -337,10 +379,13 @@ func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(r.trees) >= maxCachedTrees {
+	size := treeSize(t)
+	if r.treeBytes+size > maxTreeBytes {
 		clear(r.trees)
+		r.treeBytes = 0
 	}
 	r.trees[h] = t
+	r.treeBytes += size
 	return t, nil
 }
 

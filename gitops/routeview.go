@@ -85,6 +85,11 @@ func locate(data []byte, ref VSRef) (*location, error) {
 	if err != nil {
 		return nil, err
 	}
+	return locateIn(docs, ref)
+}
+
+// locateIn is locate over a manifest already parsed into docs.
+func locateIn(docs []*yaml.Node, ref VSRef) (*location, error) {
 	t := ref.target()
 	di, obj, err := findObject(docs, t)
 	if err != nil {

@@ -55,26 +55,36 @@ func (r *Repo) latest(doc *rollout.Document, head *object.Commit) *rollout.Recor
 }
 
 // latestAll fills the newest-commit cache of every managed rollout not cached at head, in
-// one walk back from head (stopping once each has been found), so that a report of N
-// rollouts costs one walk, not N.
+// one walk back from head that stops once each has been found or its cached head is met,
+// so that a report of N rollouts costs one walk, not N.
 func (r *Repo) latestAll(head *object.Commit) {
 	missing := map[string]*rollout.Document{}
+	stops := map[plumbing.Hash][]string{} // cached heads, and whose
 	for n, d := range r.docs {
 		if c, ok := r.newest[n]; !ok || c.head != head.Hash {
 			missing[n] = d
+			if ok {
+				stops[c.head] = append(stops[c.head], n)
+			}
 		}
 	}
 	if len(missing) < 2 {
 		return // latest walks for one on its own
 	}
 	found := map[string]*rollout.Record{}
+	done := map[string]bool{}
 	c := head
-	for n := 0; c != nil && n < r.cfg.MaxWalk && len(found) < len(missing); n++ {
+	for n := 0; c != nil && n < r.cfg.MaxWalk && len(done) < len(missing); n++ {
+		for _, name := range stops[c.Hash] {
+			if !done[name] {
+				found[name], done[name] = r.newest[name].rec, true
+			}
+		}
 		t := trailers(c.Message)
 		if name := t[TrailerRollout]; name != "" && t[TrailerWeights] != "" {
-			if d, ok := missing[name]; ok && found[name] == nil {
+			if d, ok := missing[name]; ok && !done[name] {
 				rec := recordOf(d, c, t)
-				found[name] = &rec
+				found[name], done[name] = &rec, true
 			}
 		}
 		c = r.parent(c)
@@ -109,11 +119,12 @@ func (r *Repo) report(doc *rollout.Document, head *object.Commit) (rollout.GitCh
 
 // weightsAt reads doc's weights in commit c.
 func (r *Repo) weightsAt(doc *rollout.Document, c *object.Commit) (rollout.Weights, error) {
-	data, _, err := r.fileAt(c, doc.Spec.Manifest)
+	m, err := r.parsedAt(c, doc.Spec.Manifest)
 	if err != nil {
 		return rollout.Weights{}, err
 	}
-	return ReadWeights(data, RefOf(doc))
+	_, w, err := m.read(RefOf(doc))
+	return w, err
 }
 
 // explain finds the newest commit (first parents from head) that changed doc's weights and
@@ -125,7 +136,7 @@ func (r *Repo) explain(doc *rollout.Document, head *object.Commit) (rollout.GitC
 		return prev.change, nil
 	}
 	blob := r.blobAt(head, file)
-	if havePrev && blob == prev.blob && blob != plumbing.ZeroHash && r.sameBlobSince(head, prev.head, file, blob) {
+	if havePrev && blob == prev.blob && blob != plumbing.ZeroHash && r.unchangedSince(head, prev.head, file) {
 		// No commit since the last head explained touched the manifest: other files moved
 		// the head. Nothing to parse (with many rollouts in one repo, parsing every
 		// manifest on every fetch would cost rollouts × fetches).
@@ -157,23 +168,6 @@ func (r *Repo) explain(doc *rollout.Document, head *object.Commit) (rollout.GitC
 	ch := r.classify(doc, c, w)
 	r.changes[name] = explained{head: head.Hash, blob: r.blobAt(head, file), change: ch}
 	return ch, nil
-}
-
-// sameBlobSince reports whether every commit on the first-parent path from head back to
-// stop holds blob at file. A manifest changed and changed back (a revert of the step before)
-// is byte for byte the same at both ends, yet its weights changed twice in between.
-func (r *Repo) sameBlobSince(head *object.Commit, stop plumbing.Hash, file string, blob plumbing.Hash) bool {
-	c := head
-	for n := 0; c != nil && n < r.cfg.MaxWalk; n++ {
-		if c.Hash == stop {
-			return true
-		}
-		if r.blobAt(c, file) != blob {
-			return false
-		}
-		c = r.parent(c)
-	}
-	return false
 }
 
 var revertRe = regexp.MustCompile(`This reverts commit ([0-9a-f]{7,40})`)
@@ -340,7 +334,7 @@ func (r *Repo) History(ctx context.Context, doc *rollout.Document, limit int) ([
 	if err != nil {
 		return nil, err
 	}
-	if r.history.head != head.Hash || r.history.byName[doc.Name()] == nil {
+	if r.history.byName[doc.Name()] == nil || r.history.head != head.Hash && !r.extendHistory(head) {
 		if err := r.indexHistory(ctx, head, doc); err != nil {
 			return nil, err
 		}
@@ -386,6 +380,42 @@ func (r *Repo) indexHistory(ctx context.Context, head *object.Commit, doc *rollo
 	}
 	r.history = idx
 	return nil
+}
+
+// extendHistory brings the history index from its head up to head by reading only the
+// commits in between (a push of canaryd's own, or a fetch of a few), when head descends
+// from the index's head within Config.MaxWalk commits; it reports whether it could.
+func (r *Repo) extendHistory(head *object.Commit) bool {
+	if r.history.byName == nil {
+		return false
+	}
+	docs := map[string]*rollout.Document{}
+	for n := range r.history.byName {
+		if d, ok := r.docs[n]; ok {
+			docs[n] = d
+		}
+	}
+	fresh := map[string][]rollout.Event{}
+	c := head
+	for n := 0; c != nil && n < r.cfg.MaxWalk; n++ {
+		if c.Hash == r.history.head {
+			for name, evs := range fresh {
+				r.history.byName[name] = append(evs, r.history.byName[name]...)
+			}
+			r.history.head = head.Hash
+			return true
+		}
+		t := trailers(c.Message)
+		if _, indexed := r.history.byName[t[TrailerRollout]]; indexed && t[TrailerWeights] != "" {
+			d := docs[t[TrailerRollout]]
+			if d == nil {
+				return false // indexed for a document no longer managed: read again
+			}
+			fresh[d.Name()] = append(fresh[d.Name()], eventsOf(d, c, t)...)
+		}
+		c = r.parent(c)
+	}
+	return false
 }
 
 // recordOf reads one commit with doc's trailers t. Its kind comes from the Rollout-Kind

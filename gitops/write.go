@@ -14,10 +14,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
@@ -32,47 +32,6 @@ type pushRejectedError struct{ status string }
 
 func (e *pushRejectedError) Error() string { return "rejected: " + e.status }
 
-// SetWeights makes the branch head hold c.Weights for doc's VirtualService, in the manifest
-// doc.Spec.Manifest, by one commit with c's message and trailers, and returns that commit.
-// The write is a compare-and-swap on what the caller believes: when the head's weights are
-// not c.Base, or the newest commit with the rollout's trailers is not c.BaseOwn, it writes
-// nothing and returns a *rollout.ExternalChangeError saying what Git holds and who made it
-// so. It is idempotent: when the newest commit with the rollout's trailers already is c's
-// (same kind, run, step and weights, and the head holds its weights) — a retry after a
-// crash, or another replica that made the same move — it returns that commit. A commit
-// whose weights equal the head's (a hold, the start of a run) changes no file. A rejected
-// push is fetched and the edit replayed on the new head, never forced, up to
-// Config.MaxAttempts times. It keeps no belief of its own between calls.
-func (r *Repo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
-	if err := r.mu.LockContext(ctx); err != nil {
-		return "", fmt.Errorf("set %s in %s of %s: %w", c.Weights, doc.Spec.Manifest, r.url, err)
-	}
-	defer r.mu.Unlock()
-	r.docs[doc.Name()] = doc
-	var last error
-	for attempt := 1; attempt <= r.cfg.MaxAttempts; attempt++ {
-		commit, err := r.tryWrite(ctx, doc, c)
-		var rej *pushRejectedError
-		var ext *rollout.ExternalChangeError
-		switch {
-		case err == nil || errors.As(err, &ext):
-			return commit, err
-		case !errors.As(err, &rej):
-			return "", fmt.Errorf("set %s in %s of %s: %w", c.Weights, doc.Spec.Manifest, r.url, err)
-		}
-		last = err
-		if attempt < r.cfg.MaxAttempts && r.cfg.OnReplay != nil {
-			r.cfg.OnReplay()
-		}
-		r.log.Debug("push rejected, replaying", "rollout", doc.Name(), "attempt", attempt, "remote", r.url, "status", rej.status)
-		if err := r.backoff(ctx, attempt); err != nil {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("push %s of %q to %s branch %s: %w after %d attempts: %w",
-		doc.Spec.Manifest, doc.Name(), r.url, r.cfg.Branch, ErrRejected, r.cfg.MaxAttempts, last)
-}
-
 // backoff waits a jittered, exponentially growing time before attempt+1.
 func (r *Repo) backoff(ctx context.Context, attempt int) error {
 	d := r.cfg.Backoff << min(attempt-1, 6)
@@ -85,99 +44,6 @@ func (r *Repo) backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// tryWrite is one attempt, within Config.PushTimeout: bring the head up to date, check,
-// edit, commit and push.
-func (r *Repo) tryWrite(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushTimeout)
-	defer cancel()
-	sess, adv, err := r.openPush(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if sess != nil {
-			sess.Close()
-		}
-	}()
-	head, err := r.head()
-	if err != nil || head.Hash != adv {
-		if err := r.fetch(ctx); err != nil {
-			return "", err
-		}
-		if head, err = r.head(); err != nil {
-			return "", err
-		}
-	}
-	file := doc.Spec.Manifest
-	out, done, err := r.edit(doc, head, c)
-	if err != nil {
-		return "", err
-	}
-	if done != "" {
-		return done, nil
-	}
-	commit, objs, err := r.writeCommit(head, file, out, Message(doc, c))
-	if err != nil {
-		return "", err
-	}
-	if head.Hash != adv { // the remote moved while we fetched: ask it again
-		sess.Close()
-		if sess, adv, err = r.openPush(ctx); err != nil {
-			return "", err
-		}
-		if adv != head.Hash {
-			return "", &pushRejectedError{status: "branch moved"}
-		}
-	}
-	if err := r.push(ctx, sess, head.Hash, commit, objs); err != nil {
-		return "", err
-	}
-	if obj, err := object.GetCommit(r.store, commit); err == nil {
-		rec := recordOf(doc, obj, trailers(obj.Message))
-		r.newest[doc.Name()] = newest{head: commit, rec: &rec}
-	}
-	r.log.Info("pushed weights", "rollout", doc.Name(), "run", c.Run, "step", c.Step,
-		"weight", c.Weights.Canary, "commit", commit.String(), "remote", r.url)
-	return commit.String(), nil
-}
-
-// edit returns the manifest at head with c's weights, or the commit that already holds c
-// (done). It returns an *rollout.ExternalChangeError when the head is not what c expects.
-func (r *Repo) edit(doc *rollout.Document, head *object.Commit, c rollout.Commit) (out []byte, done string, err error) {
-	file := doc.Spec.Manifest
-	data, _, err := r.fileAt(head, file)
-	if err != nil {
-		return nil, "", fmt.Errorf("read %s from %s: %w", file, r.url, err)
-	}
-	ref := RefOf(doc)
-	cur, err := ReadWeights(data, ref)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
-	}
-	latest := r.latest(doc, head)
-	if latest != nil && cur == c.Weights && isCommitOf(*latest, c) {
-		return nil, latest.Commit, nil // written already: by us before a crash, or by a twin
-	}
-	own := ""
-	if latest != nil {
-		own = latest.Commit
-	}
-	if cur != c.Base || own != c.BaseOwn {
-		ch, err := r.report(doc, head)
-		if err != nil {
-			return nil, "", err
-		}
-		return nil, "", &rollout.ExternalChangeError{Change: ch, File: file}
-	}
-	if cur == c.Weights {
-		return data, "", nil // a hold, or a step that moves nothing: a commit that changes no file
-	}
-	if out, err = SetWeights(data, ref, c.Weights); err != nil {
-		return nil, "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
-	}
-	return out, "", nil
 }
 
 // isCommitOf reports whether rec is the commit c describes.
@@ -217,20 +83,17 @@ func (r *Repo) openPush(ctx context.Context) (transport.ReceivePackSession, plum
 	return sess, h, nil
 }
 
-// push sends the new objects and moves the branch from old to commit. The remote refuses
-// if the branch is no longer at old: that is a *pushRejectedError. It never forces.
-func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old, commit plumbing.Hash, objs []plumbing.Hash) error {
-	var pack bytes.Buffer
-	if _, err := packfile.NewEncoder(&pack, r.store, false).Encode(objs, 0); err != nil {
-		return fmt.Errorf("pack commit %s: %w", commit, err)
-	}
+// push sends pack and moves the branch from old to commit. The remote refuses if the
+// branch is no longer at old: that is a *pushRejectedError. It never forces, and leaves
+// the tracking ref to the caller.
+func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old, commit plumbing.Hash, pack []byte) error {
 	adv, err := sess.AdvertisedReferencesContext(ctx)
 	if err != nil {
 		return r.redact(fmt.Errorf("push to %s: %w", r.cfg.URL, err))
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(adv.Capabilities)
 	req.Commands = []*packp.Command{{Name: r.branch, Old: old, New: commit}}
-	req.Packfile = io.NopCloser(&pack)
+	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := sess.ReceivePack(ctx, req)
 	if err != nil {
 		if isRejection(err.Error()) {
@@ -250,7 +113,7 @@ func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old,
 	} else if !adv.Capabilities.Supports(capability.ReportStatus) {
 		r.log.Debug("remote does not report push status", "remote", r.url)
 	}
-	return r.store.SetReference(plumbing.NewHashReference(r.track, commit))
+	return nil
 }
 
 // isRejection reports whether a push error means the branch moved under us.
@@ -264,42 +127,41 @@ func isRejection(msg string) bool {
 	return false
 }
 
-// writeCommit stores the blob of data at file, the trees on its path and a commit on top
-// of head, and returns the commit with every new object. Nothing else of the tree is read.
-func (r *Repo) writeCommit(head *object.Commit, file string, data []byte, msg string) (plumbing.Hash, []plumbing.Hash, error) {
-	blob := r.store.NewEncodedObject()
+// writeCommit stores the blob of data at file, the trees on its path and a commit of them
+// on parent (whose tree is tree), and returns the commit, its tree and every new object.
+// Nothing else of the tree is read.
+func (r *Repo) writeCommit(st storer.EncodedObjectStorer, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
+	blob := st.NewEncodedObject()
 	blob.SetType(plumbing.BlobObject)
 	w, err := blob.Writer()
 	if err != nil {
-		return plumbing.ZeroHash, nil, err
+		return commit, root, nil, err
 	}
 	if _, err := w.Write(data); err != nil {
-		return plumbing.ZeroHash, nil, err
+		return commit, root, nil, err
 	}
 	if err := w.Close(); err != nil {
-		return plumbing.ZeroHash, nil, err
+		return commit, root, nil, err
 	}
-	blobHash, err := r.store.SetEncodedObject(blob)
+	blobHash, err := st.SetEncodedObject(blob)
 	if err != nil {
-		return plumbing.ZeroHash, nil, fmt.Errorf("store blob of %s: %w", file, err)
+		return commit, root, nil, fmt.Errorf("store blob of %s: %w", file, err)
 	}
-	objs := []plumbing.Hash{blobHash}
+	objs = []plumbing.Hash{blobHash}
 	parts := strings.Split(path.Clean(file), "/")
-	root, err := r.replaceInTree(head.TreeHash, parts, blobHash, &objs)
-	if err != nil {
-		return plumbing.ZeroHash, nil, fmt.Errorf("rewrite tree for %s: %w", file, err)
+	if root, err = r.replaceInTree(st, tree, parts, blobHash, &objs); err != nil {
+		return commit, root, nil, fmt.Errorf("rewrite tree for %s: %w", file, err)
 	}
-	commit, err := r.storeCommit(head.Hash, root, msg)
-	if err != nil {
-		return plumbing.ZeroHash, nil, err
+	if commit, err = r.storeCommit(st, parent, root, msg); err != nil {
+		return commit, root, nil, err
 	}
-	return commit, append(objs, commit), nil
+	return commit, root, append(objs, commit), nil
 }
 
 // replaceInTree returns the hash of tree with the file at parts replaced by blob, storing
 // every rewritten tree and adding it to objs.
-func (r *Repo) replaceInTree(tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
-	t, err := object.GetTree(r.store, tree)
+func (r *Repo) replaceInTree(st storer.EncodedObjectStorer, tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
+	t, err := object.GetTree(st, tree)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -323,15 +185,15 @@ func (r *Repo) replaceInTree(tree plumbing.Hash, parts []string, blob plumbing.H
 		if entries[i].Mode != filemode.Dir {
 			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
 		}
-		if entries[i].Hash, err = r.replaceInTree(entries[i].Hash, parts[1:], blob, objs); err != nil {
+		if entries[i].Hash, err = r.replaceInTree(st, entries[i].Hash, parts[1:], blob, objs); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
-	obj := r.store.NewEncodedObject()
+	obj := st.NewEncodedObject()
 	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	h, err := r.store.SetEncodedObject(obj)
+	h, err := st.SetEncodedObject(obj)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -340,7 +202,7 @@ func (r *Repo) replaceInTree(tree plumbing.Hash, parts []string, blob plumbing.H
 }
 
 // storeCommit writes a commit of tree on parent, signed when a key is configured.
-func (r *Repo) storeCommit(parent, tree plumbing.Hash, msg string) (plumbing.Hash, error) {
+func (r *Repo) storeCommit(st storer.EncodedObjectStorer, parent, tree plumbing.Hash, msg string) (plumbing.Hash, error) {
 	now := r.cfg.Now()
 	c := &object.Commit{
 		Author:       object.Signature{Name: r.cfg.Author.Name, Email: r.cfg.Author.Email, When: now},
@@ -350,7 +212,7 @@ func (r *Repo) storeCommit(parent, tree plumbing.Hash, msg string) (plumbing.Has
 		ParentHashes: []plumbing.Hash{parent},
 	}
 	if r.signer != nil {
-		unsigned := r.store.NewEncodedObject()
+		unsigned := st.NewEncodedObject()
 		if err := c.EncodeWithoutSignature(unsigned); err != nil {
 			return plumbing.ZeroHash, err
 		}
@@ -364,9 +226,9 @@ func (r *Repo) storeCommit(parent, tree plumbing.Hash, msg string) (plumbing.Has
 		}
 		c.PGPSignature = sig.String()
 	}
-	obj := r.store.NewEncodedObject()
+	obj := st.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	return r.store.SetEncodedObject(obj)
+	return st.SetEncodedObject(obj)
 }

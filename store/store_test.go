@@ -290,3 +290,62 @@ func FuzzDecodeRecord(f *testing.F) {
 		_ = decode(data, &s)
 	})
 }
+
+// TestConcurrentSavesShareTransactions saves 200 rollouts' states from 200 goroutines at
+// once (a tick of 200 workers): every state and event is there after a reopen, and the
+// saves took fewer write transactions than there were saves.
+func TestConcurrentSavesShareTransactions(t *testing.T) {
+	const n = 200
+	path := filepath.Join(t.TempDir(), "canaryd.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := txID(t, db)
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			<-start
+			errs <- db.Save(rollout.State{Rollout: fmt.Sprintf("ro-%d", i), Run: i + 1}, event(i))
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	txs := txID(t, db) - before
+	t.Logf("%d saves, %d write transactions", n, txs)
+	db.Close()
+	if txs >= n {
+		t.Errorf("%d saves took %d write transactions, want fewer", n, txs)
+	}
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range n {
+		name := fmt.Sprintf("ro-%d", i)
+		st, ok, err := db.State(name)
+		if err != nil || !ok || st.Run != i+1 {
+			t.Fatalf("state of %s after reopen: %+v, %v, %v", name, st, ok, err)
+		}
+		evs, err := db.History(name, 0, 10)
+		if err != nil || len(evs) != 1 || evs[0].Message != fmt.Sprint(i) {
+			t.Fatalf("history of %s after reopen: %+v, %v", name, evs, err)
+		}
+	}
+}
+
+// txID returns the id of the last committed write transaction.
+func txID(t *testing.T, db *DB) int {
+	t.Helper()
+	var id int
+	if err := db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

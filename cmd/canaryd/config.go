@@ -55,6 +55,8 @@ type GitConfig struct {
 	PollInterval rollout.Duration `yaml:"pollInterval"`
 	// UnreachableAfter is how long fetches may fail before /readyz says not ready (2m).
 	UnreachableAfter rollout.Duration `yaml:"unreachableAfter"`
+	// BatchWindow is how long a step waits for others to share its push (100ms; 0: none).
+	BatchWindow rollout.Duration `yaml:"batchWindow"`
 	// Timeout bounds each fetch and each push attempt (1m): a remote that accepts and then
 	// stays silent costs at most that.
 	Timeout rollout.Duration `yaml:"timeout"`
@@ -134,6 +136,12 @@ func loadConfig(path string) (*Config, error) {
 	}
 	if !cfg.Git.UnreachableAfter.Set {
 		cfg.Git.UnreachableAfter = rollout.Duration{Duration: 2 * time.Minute}
+	}
+	if !cfg.Git.BatchWindow.Set {
+		cfg.Git.BatchWindow = rollout.Duration{Duration: 100 * time.Millisecond}
+	}
+	if cfg.Git.BatchWindow.Duration < 0 || cfg.Git.BatchWindow.Duration > time.Minute {
+		bad("git.batchWindow", fmt.Sprintf("%s: want 0 to 1m", cfg.Git.BatchWindow.Duration))
 	}
 	if k := cfg.Kubernetes; k != nil {
 		if k.Mode != "apply" && k.Mode != "gitops" {

@@ -292,9 +292,17 @@ func gitConfig(cfg *Config, log *slog.Logger) gitops.Config {
 		},
 		Author:         gitops.Signature{Name: cfg.Git.Author.Name, Email: cfg.Git.Author.Email},
 		Committer:      gitops.Signature{Name: cfg.Git.Committer.Name, Email: cfg.Git.Committer.Email},
-		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log,
+		SigningKeyFile: cfg.Git.SigningKeyFile, Log: log, BatchWindow: batchWindow(cfg.Git.BatchWindow.Duration),
 		FetchTimeout: cfg.Git.Timeout.Duration, PushTimeout: cfg.Git.Timeout.Duration,
 	}
+}
+
+// batchWindow is the configured window as gitops takes it, where 0 means its default.
+func batchWindow(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1 // no wait
+	}
+	return d
 }
 
 // restConfig finds the cluster: the kubeconfig named, else in-cluster, else $KUBECONFIG.

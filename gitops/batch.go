@@ -1,0 +1,478 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// pendingWrite is one SetWeights call waiting in the write queue for its batch.
+type pendingWrite struct {
+	ctx context.Context
+	doc *rollout.Document
+	c   rollout.Commit
+	at  time.Time // when it was queued
+	res chan writeResult
+}
+
+type writeResult struct {
+	commit string
+	err    error
+}
+
+// resolve hands the call its result; only the first result counts.
+func (p *pendingWrite) resolve(commit string, err error) {
+	select {
+	case p.res <- writeResult{commit: commit, err: err}:
+	default:
+	}
+}
+
+// fail resolves the call with err, saying which write it was.
+func (p *pendingWrite) fail(r *Repo, err error) {
+	p.resolve("", fmt.Errorf("set %s in %s of %s: %w", p.c.Weights, p.doc.Spec.Manifest, r.url, err))
+}
+
+// SetWeights makes the branch head hold c.Weights for doc's VirtualService, in the manifest
+// doc.Spec.Manifest, by one commit with c's message and trailers, and returns that commit.
+// The write is a compare-and-swap on what the caller believes: when the head's weights are
+// not c.Base, or the newest commit with the rollout's trailers is not c.BaseOwn, it writes
+// nothing and returns a *rollout.ExternalChangeError saying what Git holds and who made it
+// so. It is idempotent: when the newest commit with the rollout's trailers already is c's
+// (same kind, run, step and weights, and the head holds its weights) — a retry after a
+// crash, or another replica that made the same move — it returns that commit. A commit
+// whose weights equal the head's (a hold, the start of a run) changes no file. It keeps no
+// belief of its own between calls.
+//
+// Concurrent calls are written together: a call waits up to Config.BatchWindow for others
+// (a batch that holds a rollback or an abort is written at once), and the batch becomes one
+// commit per rollout, each on the one before, sent in one push. A call that is refused or
+// already done drops out of its batch with its own result; the others go on. A rejected
+// push is fetched and every edit of the batch replayed on the new head, never forced, up
+// to Config.MaxAttempts times. SetWeights returns when its commit is pushed, or when ctx
+// ends; a call whose ctx ended before its batch was built is left out of it.
+func (r *Repo) SetWeights(ctx context.Context, doc *rollout.Document, c rollout.Commit) (string, error) {
+	p := &pendingWrite{ctx: ctx, doc: doc, c: c, at: time.Now(), res: make(chan writeResult, 1)}
+	r.enqueue(p)
+	select {
+	case res := <-p.res:
+		return res.commit, res.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("set %s in %s of %s: the git cache is busy with a fetch or a push: %w",
+			c.Weights, doc.Spec.Manifest, r.url, ctx.Err())
+	}
+}
+
+// enqueue queues p and starts the flusher when none runs.
+func (r *Repo) enqueue(p *pendingWrite) {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	r.queue = append(r.queue, p)
+	if p.c.Kind.Backward() {
+		select {
+		case r.urgent <- struct{}{}:
+		default:
+		}
+	}
+	if !r.flushing {
+		r.flushing = true
+		r.wg.Add(1)
+		go r.flushLoop()
+	}
+}
+
+// flushLoop writes batches until the queue is empty.
+func (r *Repo) flushLoop() {
+	defer r.wg.Done()
+	for {
+		batch, ok := r.nextBatch()
+		if !ok {
+			return
+		}
+		if len(batch) > 0 {
+			r.writeBatch(batch)
+		}
+	}
+}
+
+// nextBatch waits until the oldest queued write has waited Config.BatchWindow, or a
+// backward move is queued, and takes the batch. It returns false, and the flusher ends,
+// when the queue is empty.
+func (r *Repo) nextBatch() ([]*pendingWrite, bool) {
+	for {
+		r.qmu.Lock()
+		if len(r.queue) == 0 {
+			r.flushing = false
+			r.qmu.Unlock()
+			return nil, false
+		}
+		wait := r.cfg.BatchWindow - time.Since(r.queue[0].at)
+		urgent := slices.ContainsFunc(r.queue, func(p *pendingWrite) bool { return p.c.Kind.Backward() })
+		if wait <= 0 || urgent || r.bg.Err() != nil {
+			batch := r.takeLocked()
+			r.qmu.Unlock()
+			return batch, true
+		}
+		r.qmu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.urgent:
+		case <-r.bg.Done():
+		}
+		t.Stop()
+	}
+}
+
+// takeLocked takes the queued writes of a batch, backward moves first: one per rollout
+// (a second write of the same rollout waits for the next batch), leaving out those whose
+// callers gave up. The caller holds qmu.
+func (r *Repo) takeLocked() []*pendingWrite {
+	seen := map[string]bool{}
+	var batch, rest []*pendingWrite
+	for _, p := range r.queue {
+		switch {
+		case p.ctx.Err() != nil:
+			p.fail(r, p.ctx.Err())
+		case seen[p.doc.Name()]:
+			rest = append(rest, p)
+		default:
+			seen[p.doc.Name()] = true
+			batch = append(batch, p)
+		}
+	}
+	r.queue = rest
+	slices.SortStableFunc(batch, func(a, b *pendingWrite) int {
+		return boolInt(b.c.Kind.Backward()) - boolInt(a.c.Kind.Backward())
+	})
+	return batch
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// writeBatch writes a batch under the repo lock, replaying it on a rejected push, and
+// resolves every write of it.
+func (r *Repo) writeBatch(batch []*pendingWrite) {
+	if err := r.mu.LockContext(r.bg); err != nil {
+		for _, p := range batch {
+			p.fail(r, err)
+		}
+		return
+	}
+	defer r.mu.Unlock()
+	live := batch
+	var last error
+	for attempt := 1; attempt <= r.cfg.MaxAttempts; attempt++ {
+		var err error
+		if live, err = r.tryBatch(r.bg, live); err == nil {
+			return
+		}
+		var rej *pushRejectedError
+		if !errors.As(err, &rej) {
+			for _, p := range live {
+				p.fail(r, err)
+			}
+			return
+		}
+		last = err
+		if attempt < r.cfg.MaxAttempts && r.cfg.OnReplay != nil {
+			r.cfg.OnReplay()
+		}
+		r.log.Debug("push rejected, replaying", "writes", len(live), "attempt", attempt, "remote", r.url, "status", rej.status)
+		if err := r.backoff(r.bg, attempt); err != nil {
+			for _, p := range live {
+				p.fail(r, err)
+			}
+			return
+		}
+	}
+	for _, p := range live {
+		p.resolve("", fmt.Errorf("push %s of %q to %s branch %s: %w after %d attempts: %w",
+			p.doc.Spec.Manifest, p.doc.Name(), r.url, r.cfg.Branch, ErrRejected, r.cfg.MaxAttempts, last))
+	}
+}
+
+// tryBatch is one attempt: bring the head up to date, check and edit every write, commit
+// them in a chain and push it. Asking the remote and fetching take at most
+// Config.PushTimeout, and so does the push (building a long chain in between does not eat
+// into it). It resolves the writes that are done, refused or pushed, and returns the others
+// with the error that stopped them.
+func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWrite, error) {
+	ctx, cancel := context.WithTimeout(bg, r.cfg.PushTimeout)
+	defer cancel()
+	sess, adv, err := r.openPush(ctx)
+	if err != nil {
+		return items, err
+	}
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
+	head, err := r.head()
+	if err != nil || head.Hash != adv {
+		if err := r.fetch(ctx); err != nil {
+			return items, err
+		}
+		if head, err = r.head(); err != nil {
+			return items, err
+		}
+	}
+	plan, live := r.planBatch(head, items)
+	if len(plan) == 0 {
+		return nil, nil
+	}
+	o := newOverlay(r.store)
+	tip, commits, objs, err := r.chain(o, head, plan)
+	if err != nil {
+		return live, err
+	}
+	data, err := pack(o, objs)
+	if err != nil {
+		return live, err
+	}
+	pctx, pcancel := context.WithTimeout(bg, r.cfg.PushTimeout)
+	defer pcancel()
+	if head.Hash != adv { // the remote moved while we fetched: ask it again
+		sess.Close()
+		if sess, adv, err = r.openPush(pctx); err != nil {
+			return live, err
+		}
+		if adv != head.Hash {
+			return live, &pushRejectedError{status: "branch moved"}
+		}
+	}
+	if r.beforePush != nil {
+		r.beforePush()
+	}
+	if err := r.push(pctx, sess, head.Hash, tip, data); err != nil {
+		return live, err
+	}
+	if err := r.keep(o, data, objs); err != nil {
+		return live, err // pushed, yet not in the cache: the next try fetches it and finds the writes done
+	}
+	if err := r.store.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
+		return live, err
+	}
+	r.afterPush(head.Hash, plan, commits)
+	return nil, nil
+}
+
+// plannedWrite is one write of a batch that goes into the chain of commits.
+type plannedWrite struct {
+	p *pendingWrite
+	m *manifest
+	e routeEdit
+}
+
+// planBatch checks every write against head, reading each manifest once, and returns the
+// writes to commit (and their calls). Writes that are done already, refused as an external
+// change, or fail are resolved and left out.
+func (r *Repo) planBatch(head *object.Commit, items []*pendingWrite) (plan []*plannedWrite, live []*pendingWrite) {
+	for _, p := range items {
+		r.docs[p.doc.Name()] = p.doc
+	}
+	r.latestAll(head)
+	files, bad := map[string]*manifest{}, map[string]error{}
+	for _, p := range items {
+		if p.ctx.Err() != nil {
+			p.fail(r, p.ctx.Err())
+			continue
+		}
+		file := p.doc.Spec.Manifest
+		m, err := files[file], bad[file]
+		if m == nil && err == nil {
+			if m, err = r.manifestAt(head, file); err != nil {
+				bad[file] = err
+			} else {
+				files[file] = m
+			}
+		}
+		if err != nil {
+			p.fail(r, err)
+			continue
+		}
+		e, done, err := r.check(p.doc, head, m, p.c)
+		var ext *rollout.ExternalChangeError
+		switch {
+		case errors.As(err, &ext):
+			p.resolve("", err)
+		case err != nil:
+			p.fail(r, err)
+		case done != "":
+			p.resolve(done, nil)
+		default:
+			plan = append(plan, &plannedWrite{p: p, m: m, e: e})
+		}
+	}
+	plan = r.verifyPlan(plan)
+	for _, pw := range plan {
+		live = append(live, pw.p)
+	}
+	return plan, live
+}
+
+// verifyPlan checks the edits of each manifest together and drops (failing them) those
+// that do not pass.
+func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
+	byFile := map[*manifest][]int{}
+	for i, pw := range plan {
+		byFile[pw.m] = append(byFile[pw.m], i)
+	}
+	drop := map[int]bool{}
+	for m, idx := range byFile {
+		es := make([]routeEdit, len(idx))
+		for j, i := range idx {
+			es[j] = plan[i].e
+		}
+		for j, err := range m.verify(es) {
+			drop[idx[j]] = true
+			plan[idx[j]].p.fail(r, err)
+		}
+	}
+	var out []*plannedWrite
+	for i, pw := range plan {
+		if !drop[i] {
+			out = append(out, pw)
+		}
+	}
+	return out
+}
+
+// manifestAt reads and parses file at head.
+func (r *Repo) manifestAt(head *object.Commit, file string) (*manifest, error) {
+	m, err := r.parsedAt(head, file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", file, r.url, err)
+	}
+	return m, nil
+}
+
+// maxParsedBytes bounds the parsed-manifest cache by the estimated memory of the parsed
+// nodes (parsedSize); it is emptied when full, but always keeps the manifest just parsed.
+const maxParsedBytes = 64 << 20
+
+// parsedSize estimates the memory of a parsed manifest: yaml nodes take about 30 times
+// the bytes of the source.
+func parsedSize(m *manifest) int { return 30 * len(m.data) }
+
+// parsedAt returns file at c, parsed. Manifests are cached by blob hash, so that a batch
+// or a sync of many rollouts parses each manifest once, not once per rollout. The caller
+// holds the repo lock.
+func (r *Repo) parsedAt(c *object.Commit, file string) (*manifest, error) {
+	h, err := r.entryAt(c.TreeHash, file)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
+	}
+	if m, ok := r.parsed[h]; ok {
+		return m, nil
+	}
+	data, _, err := r.fileAt(c, file)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
+	}
+	size := parsedSize(m)
+	if r.parsedBytes+size > maxParsedBytes {
+		clear(r.parsed)
+		r.parsedBytes = 0
+	}
+	r.parsed[h] = m
+	r.parsedBytes += size
+	return m, nil
+}
+
+// check returns the edit that makes m hold c's weights, or the commit that already holds c
+// (done). It returns an *rollout.ExternalChangeError when the head is not what c expects.
+func (r *Repo) check(doc *rollout.Document, head *object.Commit, m *manifest, c rollout.Commit) (e routeEdit, done string, err error) {
+	file, ref := doc.Spec.Manifest, RefOf(doc)
+	loc, cur, err := m.read(ref)
+	if err != nil {
+		return e, "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+	}
+	latest := r.latest(doc, head)
+	if latest != nil && cur == c.Weights && isCommitOf(*latest, c) {
+		return e, latest.Commit, nil // written already: by us before a crash, or by a twin
+	}
+	own := ""
+	if latest != nil {
+		own = latest.Commit
+	}
+	if cur != c.Base || own != c.BaseOwn {
+		ch, err := r.report(doc, head)
+		if err != nil {
+			return e, "", err
+		}
+		return e, "", &rollout.ExternalChangeError{Change: ch, File: file}
+	}
+	if e, err = m.edit(ref, loc, cur, c.Weights); err != nil {
+		return e, "", fmt.Errorf("%s at %.12s: %w", file, head.Hash, err)
+	}
+	return e, "", nil
+}
+
+// chain commits the planned writes one on another from head, each with its manifest as
+// the edits so far leave it, and returns the tip, each write's commit and every new object.
+func (r *Repo) chain(st storer.EncodedObjectStorer, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits, objs []plumbing.Hash, err error) {
+	tip, tree := head.Hash, head.TreeHash
+	applied := map[*manifest][]routeEdit{}
+	seen := map[plumbing.Hash]bool{}
+	for _, pw := range plan {
+		applied[pw.m] = append(applied[pw.m], pw.e)
+		data := pw.m.apply(applied[pw.m])
+		commit, root, o, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
+		if err != nil {
+			return tip, nil, nil, fmt.Errorf("commit %q: %w", pw.p.doc.Name(), err)
+		}
+		for _, h := range o {
+			if !seen[h] {
+				seen[h] = true
+				objs = append(objs, h)
+			}
+		}
+		commits = append(commits, commit)
+		tip, tree = commit, root
+	}
+	return tip, commits, objs, nil
+}
+
+// afterPush records the pushed chain: each written rollout's newest commit is its own, and
+// every other rollout's newest commit, cached at the old head, carries over to the new head
+// (the chain holds no commit of theirs), so the next write walks no history. It then
+// resolves each write with its commit.
+func (r *Repo) afterPush(old plumbing.Hash, plan []*plannedWrite, commits []plumbing.Hash) {
+	tip := commits[len(commits)-1]
+	for n, c := range r.newest {
+		if c.head == old {
+			r.newest[n] = newest{head: tip, rec: c.rec}
+		}
+	}
+	for i, pw := range plan {
+		name := pw.p.doc.Name()
+		if obj, err := object.GetCommit(r.store, commits[i]); err == nil {
+			rec := recordOf(pw.p.doc, obj, trailers(obj.Message))
+			r.newest[name] = newest{head: tip, rec: &rec}
+		} else {
+			delete(r.newest, name)
+		}
+		r.log.Info("pushed weights", "rollout", name, "run", pw.p.c.Run, "step", pw.p.c.Step,
+			"weight", pw.p.c.Weights.Canary, "commit", commits[i].String(), "remote", r.url)
+		pw.p.resolve(commits[i].String(), nil)
+	}
+}

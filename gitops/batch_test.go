@@ -1,0 +1,306 @@
+package gitops
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canarydio/canaryd/rollout"
+)
+
+// layout places n VirtualServices vs-0..vs-n-1 in the repo: all in one manifest, or one
+// file each. It returns the files and the manifest of vs-i.
+type layout struct {
+	name     string
+	files    func(n int) map[string]string
+	manifest func(i int) string
+}
+
+var layouts = []layout{
+	{"one-manifest", func(n int) map[string]string { return map[string]string{"deploy/vs.yaml": manyVS(n)} },
+		func(int) string { return "deploy/vs.yaml" }},
+	{"file-per-rollout", func(n int) map[string]string {
+		files := map[string]string{}
+		for i := range n {
+			files[fmt.Sprintf("deploy/vs-%d.yaml", i)] = strings.ReplaceAll(manyVS(1), "-0", fmt.Sprintf("-%d", i))
+		}
+		return files
+	}, func(i int) string { return fmt.Sprintf("deploy/vs-%d.yaml", i) }},
+}
+
+// docFor is ro-i driving vs-i in file.
+func docFor(t testing.TB, i int, file string) *rollout.Document {
+	return parseDoc(t, strings.Replace(specFor(i), "deploy/vs.yaml", file, 1))
+}
+
+// TestBatchOfManyRollouts has 200 rollouts in one repo take a step at once (200 concurrent
+// SetWeights calls, as 200 workers on one tick do), one of them after a person changed its
+// weights. The git CLI is the oracle: the other 199 steps are on main as one commit per
+// rollout, with parseable trailers and only that rollout's weights changed, in a handful
+// of pushes (the remote's reflog); the one a person changed is refused as an external
+// change and nothing is written for it.
+func TestBatchOfManyRollouts(t *testing.T) {
+	needGit(t)
+	const n = 200
+	for _, lay := range layouts {
+		t.Run(lay.name, func(t *testing.T) {
+			rem := newRemote(t, lay.files(n))
+			work := personClone(t, rem.url)
+			personEdit(t, work, lay.manifest(0), "vs-0", 70, 30)
+			r := openRepo(t, rem.url, nil)
+			seed := gitRun(t, rem.dir, "rev-parse", "main")
+			pushesBefore := reflogLen(t, rem.dir)
+
+			shas := make([]string, n)
+			errs := make([]error, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					doc := docFor(t, i, lay.manifest(i))
+					c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: doc.Spec.WeightsAt(0),
+						Base: rollout.CanaryAt(0)}
+					<-start
+					shas[i], errs[i] = r.SetWeights(ctxT(t), doc, c)
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			var ext *rollout.ExternalChangeError
+			if !errors.As(errs[0], &ext) || ext.Change.Weights != rollout.CanaryAt(30) {
+				t.Errorf("ro-0 after a person's edit: %q, %v; want an external change at 30", shas[0], errs[0])
+			}
+			for i := 1; i < n; i++ {
+				if errs[i] != nil {
+					t.Fatalf("ro-%d: %v", i, errs[i])
+				}
+			}
+			pushes := reflogLen(t, rem.dir) - pushesBefore
+			t.Logf("%d rollouts: %d pushes", n, pushes)
+			if pushes < 1 || pushes > 5 {
+				t.Errorf("%d steps took %d pushes, want 1..5", n-1, pushes)
+			}
+			checkBatchCommits(t, rem.dir, seed, shas[1:], lay)
+		})
+	}
+}
+
+// checkBatchCommits checks with the git CLI that the commits since seed are exactly shas,
+// each with its rollout's trailers and a change of only its rollout's weights.
+func checkBatchCommits(t *testing.T, dir, seed string, shas []string, lay layout) {
+	t.Helper()
+	got := strings.Fields(gitRun(t, dir, "rev-list", "--first-parent", seed+"..main"))
+	if len(got) != len(shas) {
+		t.Fatalf("main has %d new commits, want %d", len(got), len(shas))
+	}
+	want := map[string]bool{}
+	for _, s := range shas {
+		want[s] = true
+	}
+	for _, sha := range got {
+		if !want[sha] {
+			t.Errorf("commit %s on main is not one SetWeights returned", sha)
+			continue
+		}
+		tr := parseTrailers(t, dir, sha)
+		name := tr[TrailerRollout]
+		var i int
+		if _, err := fmt.Sscanf(name, "ro-%d", &i); err != nil {
+			t.Errorf("commit %s: trailers %v name no rollout", sha, tr)
+			continue
+		}
+		if tr[TrailerWeights] != "v1=80,v2=20" || tr[TrailerStep] != "1/3" || tr[TrailerRun] != "1" {
+			t.Errorf("commit %s of %s: trailers %v", sha, name, tr)
+		}
+		file := lay.manifest(i)
+		if files := gitRun(t, dir, "diff-tree", "--no-commit-id", "--name-only", "-r", sha); files != file {
+			t.Errorf("commit %s of %s changed %q, want %s", sha, name, files, file)
+		}
+		ref := VSRef{Namespace: "default", Name: fmt.Sprintf("vs-%d", i), Stable: "v1", Canary: "v2"}
+		before, _ := ReadWeights([]byte(gitRun(t, dir, "show", sha+"^:"+file)), ref)
+		after, err := ReadWeights([]byte(gitRun(t, dir, "show", sha+":"+file)), ref)
+		if err != nil || before != rollout.CanaryAt(0) || after != rollout.CanaryAt(20) {
+			t.Errorf("commit %s of %s moved vs-%d from %v to %v (%v), want 0 to 20", sha, name, i, before, after, err)
+		}
+	}
+}
+
+// parseTrailers reads a commit's trailers with git interpret-trailers --parse.
+func parseTrailers(t *testing.T, dir, sha string) map[string]string {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", "git log -1 --format=%B "+sha+" | git interpret-trailers --parse")
+	cmd.Dir = dir
+	cmd.Env = gitEnv(filepath.Dir(dir))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("interpret-trailers of %s: %v\n%s", sha, err, out)
+	}
+	tr := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			tr[k] = v
+		}
+	}
+	return tr
+}
+
+// reflogLen counts the updates of main in the remote's reflog: one per push.
+func reflogLen(t testing.TB, dir string) int {
+	t.Helper()
+	return len(strings.Fields(gitRun(t, dir, "reflog", "show", "--format=%H", "refs/heads/main")))
+}
+
+// personEdit has a person set vs's weights in file and push.
+func personEdit(t *testing.T, work, file, vs string, stable, canary int) {
+	t.Helper()
+	p := filepath.Join(work, file)
+	data := gitRun(t, work, "show", "HEAD:"+file) + "\n"
+	ref := VSRef{Namespace: "default", Name: vs, Stable: "v1", Canary: "v2"}
+	out, err := SetWeights([]byte(data), ref, rollout.Weights{Stable: stable, Canary: canary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Dir(p), filepath.Base(p), string(out))
+	gitRun(t, work, "commit", "-q", "-am", "hand edit of "+vs)
+	gitRun(t, work, "push", "-q", "origin", "HEAD:main")
+}
+
+// TestBatchReplaysOnRejectedPush has a person push between the batch's chain and its push:
+// the remote refuses it, and every edit of the batch is replayed on the new head (none
+// forced, the person's commit kept), in one more push.
+func TestBatchReplaysOnRejectedPush(t *testing.T) {
+	needGit(t)
+	const n = 20
+	rem := newRemote(t, layouts[0].files(n))
+	work := personClone(t, rem.url)
+	r := openRepo(t, rem.url, nil)
+	var once sync.Once
+	r.beforePush = func() {
+		once.Do(func() {
+			writeFile(t, work, "NOTES.md", "a person's note\n")
+			gitRun(t, work, "add", "-A")
+			gitRun(t, work, "commit", "-q", "-m", "a person's note")
+			gitRun(t, work, "push", "-q", "origin", "HEAD:main")
+		})
+	}
+	before := reflogLen(t, rem.dir)
+	shas := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			doc := docFor(t, i, "deploy/vs.yaml")
+			c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: doc.Spec.WeightsAt(0),
+				Base: rollout.CanaryAt(0)}
+			sha, err := r.SetWeights(ctxT(t), doc, c)
+			if err != nil {
+				t.Errorf("ro-%d: %v", i, err)
+			}
+			shas[i] = sha
+		})
+	}
+	wg.Wait()
+	note := gitRun(t, work, "rev-parse", "HEAD")
+	if _, err := gitTry(rem.dir, "merge-base", "--is-ancestor", note, "main"); err != nil {
+		t.Fatalf("the person's commit %s was lost", note)
+	}
+	got := strings.Fields(gitRun(t, rem.dir, "rev-list", "--first-parent", note+"..main"))
+	if len(got) != n {
+		t.Errorf("%d commits after the person's, want %d", len(got), n)
+	}
+	if pushes := reflogLen(t, rem.dir) - before; pushes > 4 {
+		t.Errorf("%d pushes (the person's and canaryd's), want a handful", pushes)
+	}
+	checkBatchCommits(t, rem.dir, note, shas, layouts[0])
+}
+
+// TestBatchNeverHoldsBackARollback queues a forward step behind a batch window of an hour,
+// then a rollback of another rollout: the rollback is written at once, and takes the
+// waiting step along in its push.
+func TestBatchNeverHoldsBackARollback(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, layouts[0].files(2))
+	r := openRepo(t, rem.url, func(c *Config) { c.BatchWindow = time.Hour })
+	before := reflogLen(t, rem.dir)
+	fwd, back := docFor(t, 0, "deploy/vs.yaml"), docFor(t, 1, "deploy/vs.yaml")
+	queued := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(queued)
+		_, err := r.SetWeights(ctxT(t), fwd, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3,
+			Weights: rollout.CanaryAt(20), Base: rollout.CanaryAt(0)})
+		done <- err
+	}()
+	<-queued
+	waitQueued(t, r, 1)
+	sha, err := r.SetWeights(ctxT(t), back, rollout.Commit{Kind: rollout.Rollback, Run: 1, Steps: 3,
+		Weights: rollout.CanaryAt(0), Base: rollout.CanaryAt(0), Reason: "probe failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the forward step queued before the rollback: %v", err)
+	}
+	if pushes := reflogLen(t, rem.dir) - before; pushes != 1 {
+		t.Errorf("%d pushes, want the rollback's one", pushes)
+	}
+	if tr := parseTrailers(t, rem.dir, sha); tr[TrailerKind] != "rollback" || tr[TrailerRollout] != "ro-1" {
+		t.Errorf("rollback commit %s trailers %v", sha, tr)
+	}
+}
+
+// waitQueued waits until n writes are queued: the flusher takes none before its window.
+func waitQueued(t *testing.T, r *Repo, n int) {
+	t.Helper()
+	for ctx := ctxT(t); ctx.Err() == nil; runtime.Gosched() {
+		r.qmu.Lock()
+		got := len(r.queue)
+		r.qmu.Unlock()
+		if got >= n {
+			return
+		}
+	}
+	t.Fatalf("fewer than %d writes queued", n)
+}
+
+// BenchmarkBatch1000 has 1,000 rollouts take a step at once (one VirtualService per file)
+// and reports how long until every SetWeights returned, and the pushes it took.
+func BenchmarkBatch1000(b *testing.B) {
+	needGit(b)
+	const n = 1000
+	for _, lay := range layouts {
+		b.Run(lay.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				rem := newRemote(b, lay.files(n))
+				r := openRepo(b, rem.url, nil)
+				before := reflogLen(b, rem.dir)
+				docs := make([]*rollout.Document, n)
+				for i := range n {
+					docs[i] = docFor(b, i, lay.manifest(i))
+				}
+				b.StartTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Go(func() {
+						c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20), Base: rollout.CanaryAt(0)}
+						if _, err := r.SetWeights(ctxT(b), docs[i], c); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				b.ReportMetric(time.Since(start).Seconds(), "all-s")
+				b.StopTimer()
+				b.ReportMetric(float64(reflogLen(b, rem.dir)-before), "pushes")
+			}
+		})
+	}
+}

@@ -1,0 +1,89 @@
+package gitops
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// overlay keeps the objects of a batch's chain in memory, reading everything else from the
+// cache: the chain is then packed once, pushed, and written to the cache as that one pack,
+// instead of as thousands of loose objects compressed one by one.
+type overlay struct {
+	storer.EncodedObjectStorer // the cache, for reads
+	mem                        *memory.ObjectStorage
+}
+
+func newOverlay(base storer.EncodedObjectStorer) *overlay {
+	return &overlay{EncodedObjectStorer: base, mem: &memory.NewStorage().ObjectStorage}
+}
+
+// SetEncodedObject keeps obj in memory.
+func (o *overlay) SetEncodedObject(obj plumbing.EncodedObject) (plumbing.Hash, error) {
+	return o.mem.SetEncodedObject(obj)
+}
+
+// EncodedObject reads the chain's objects from memory, and the others from the cache.
+func (o *overlay) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	if obj, err := o.mem.EncodedObject(t, h); err == nil {
+		return obj, nil
+	}
+	return o.EncodedObjectStorer.EncodedObject(t, h)
+}
+
+// HasEncodedObject looks in memory, then in the cache.
+func (o *overlay) HasEncodedObject(h plumbing.Hash) error {
+	if o.mem.HasEncodedObject(h) == nil {
+		return nil
+	}
+	return o.EncodedObjectStorer.HasEncodedObject(h)
+}
+
+// EncodedObjectSize looks in memory, then in the cache.
+func (o *overlay) EncodedObjectSize(h plumbing.Hash) (int64, error) {
+	if n, err := o.mem.EncodedObjectSize(h); err == nil {
+		return n, nil
+	}
+	return o.EncodedObjectStorer.EncodedObjectSize(h)
+}
+
+// pack encodes objs (all in st) as one pack, without deltas.
+func pack(st storer.EncodedObjectStorer, objs []plumbing.Hash) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := packfile.NewEncoder(&buf, st, false).Encode(objs, 0); err != nil {
+		return nil, fmt.Errorf("pack %d objects: %w", len(objs), err)
+	}
+	return buf.Bytes(), nil
+}
+
+// keep writes a pushed chain into the cache: as its pack when the cache takes packs, else
+// object by object from the overlay.
+func (r *Repo) keep(o *overlay, data []byte, objs []plumbing.Hash) error {
+	if pw, ok := r.store.(storer.PackfileWriter); ok {
+		w, err := pw.PackfileWriter()
+		if err == nil {
+			_, err = w.Write(data)
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		r.log.Warn("write pushed pack to the git cache; writing its objects one by one", "err", err)
+	}
+	for _, h := range objs {
+		obj, err := o.mem.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return fmt.Errorf("object %s of the pushed chain: %w", h, err)
+		}
+		if _, err := r.store.SetEncodedObject(obj); err != nil {
+			return fmt.Errorf("store object %s of the pushed chain: %w", h, err)
+		}
+	}
+	return nil
+}

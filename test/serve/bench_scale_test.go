@@ -1,0 +1,182 @@
+package serve_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// scaleRollouts is how many rollouts BenchmarkScale runs ($CANARYD_SCALE_ROLLOUTS, else 1000).
+var scaleRollouts = func() int {
+	if n, err := strconv.Atoi(os.Getenv("CANARYD_SCALE_ROLLOUTS")); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}()
+
+// BenchmarkScale runs scaleRollouts rollouts in one canaryd (gitops mode, Git only, no
+// gates), all due on one tick, over a file:// and a git:// (git daemon) remote, with one
+// VirtualService per file and all in one manifest. It reports the lateness of each step
+// after its tick (when the push that carried it landed: p50, p99, max), the pushes that
+// carried the tick, canaryd's peak RSS and CPU seconds, and then a mass rollback: every
+// rollout, at 40 %, aborted at once through the API, and the time until every canary is
+// at 0 in Git (p50 and all). Run it with make scale.
+func BenchmarkScale(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts canaryd serve")
+	}
+	canarydBinary(b)
+	for _, oneFile := range []bool{false, true} {
+		for _, transport := range []string{"file", "git"} {
+			name := map[bool]string{false: "file-per-rollout", true: "one-manifest"}[oneFile] + "/" + transport
+			b.Run(fmt.Sprintf("%s/n=%d", name, scaleRollouts), func(b *testing.B) {
+				for range b.N {
+					scaleOnce(b, oneFile, transport)
+				}
+			})
+		}
+	}
+}
+
+func scaleOnce(b *testing.B, oneFile bool, transport string) {
+	n := scaleRollouts
+	dir := b.TempDir()
+	lead := 30*time.Second + time.Duration(n)*100*time.Millisecond // for the start-up, before the tick
+	if d, err := time.ParseDuration(os.Getenv("CANARYD_SCALE_LEAD")); err == nil {
+		lead = d
+	}
+	s := seedScale(b, dir, n, oneFile, lead)
+	started := time.Now()
+	url := s.url
+	if transport == "git" {
+		url = s.serveGitDaemon(b)
+	}
+	listen, cmd := startScale(b, dir, url)
+	s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "1/3" }, time.Until(s.tick))
+	if time.Now().After(s.tick) {
+		b.Fatalf("the start-up took past the tick at %s", s.tick)
+	}
+	b.ReportMetric(time.Since(started).Seconds(), "startup-s")
+	steps := s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "2/3" }, time.Until(s.tick)+5*time.Minute)
+	times, _ := s.pushes(b)
+	landed := s.landed(b)
+	var late []time.Duration
+	pushes := map[int]bool{}
+	for _, c := range steps {
+		k := landed[c.sha]
+		pushes[k] = true
+		late = append(late, times[k].Sub(s.tick))
+	}
+	slices.Sort(late)
+	b.ReportMetric(percentile(late, 0.5).Seconds(), "late-p50-s")
+	b.ReportMetric(percentile(late, 0.99).Seconds(), "late-p99-s")
+	b.ReportMetric(late[len(late)-1].Seconds(), "late-max-s")
+	b.ReportMetric(float64(len(pushes)), "pushes/tick")
+
+	aborted := massAbort(b, listen, n)
+	backs := s.waitFast(b, n, func(c scaleCommit) bool { return c.kind == "abort" }, 5*time.Minute)
+	times, _ = s.pushes(b)
+	landed = s.landed(b)
+	var back []time.Duration
+	for _, c := range backs {
+		back = append(back, times[landed[c.sha]].Sub(aborted))
+	}
+	slices.Sort(back)
+	b.ReportMetric(percentile(back, 0.5).Seconds(), "rollback-p50-s")
+	b.ReportMetric(back[len(back)-1].Seconds(), "rollback-all-s")
+	rss, cpu := procUsage(b, cmd.Process.Pid)
+	b.ReportMetric(rss, "peak-RSS-MiB")
+	b.ReportMetric(cpu, "cpu-s")
+}
+
+// massAbort aborts rollouts s0000… through the API, 32 requests at a time, and returns
+// when it started.
+func massAbort(b *testing.B, listen string, n int) time.Time {
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			req, _ := http.NewRequest("POST", fmt.Sprintf("http://%s/api/v1/rollouts/s%04d/abort", listen, i), strings.NewReader(`{"reason":"mass rollback"}`))
+			req.Header.Set("Authorization", "Bearer scale-token")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Errorf("abort s%04d: %v", i, err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("abort s%04d: %s", i, resp.Status)
+			}
+		})
+	}
+	wg.Wait()
+	return start
+}
+
+// procUsage returns a process's peak RSS (MiB) and CPU seconds (user + system) so far.
+func procUsage(b *testing.B, pid int) (rssMiB, cpuS float64) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			rssMiB = kb / 1024
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return rssMiB, (ut + st) / 100 // USER_HZ
+}
+
+// scaleCommit is one commit on main, read with one git log.
+type scaleCommit struct{ sha, rollout, step, kind string }
+
+// waitFast waits until n rollouts have a commit that meets cond and returns, by rollout,
+// the newest such commit.
+func (s *scaleRepo) waitFast(b *testing.B, n int, cond func(scaleCommit) bool, timeout time.Duration) map[string]scaleCommit {
+	deadline := time.Now().Add(timeout)
+	for {
+		o, err := exec.Command("git", "--git-dir", s.dir, "log", "main", "--format=%H|"+
+			"%(trailers:key=Rollout,valueonly,separator=)|%(trailers:key=Rollout-Step,valueonly,separator=)|"+
+			"%(trailers:key=Rollout-Kind,valueonly,separator=)").Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := map[string]scaleCommit{}
+		for _, line := range strings.Split(string(o), "\n") {
+			f := strings.Split(strings.TrimSpace(line), "|")
+			if len(f) != 4 || f[1] == "" {
+				continue
+			}
+			c := scaleCommit{sha: f[0], rollout: f[1], step: f[2], kind: f[3]}
+			if _, seen := got[c.rollout]; !seen && cond(c) {
+				got[c.rollout] = c
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d rollouts there in Git after %s", len(got), n, timeout)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the remote, not synchronising
+	}
+}
