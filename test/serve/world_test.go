@@ -29,7 +29,8 @@ var (
 	buildErr  error
 )
 
-// canarydBinary builds cmd/canaryd once per test binary.
+// canarydBinary builds cmd/canaryd once per test binary, with the race detector when the
+// tests run with it.
 func canarydBinary(t testing.TB) string {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "canaryd-bin-")
@@ -38,7 +39,11 @@ func canarydBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "canaryd")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, "../../cmd/canaryd").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../../cmd/canaryd")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
