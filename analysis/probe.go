@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,6 +252,9 @@ func (p *Probe) Check(ctx context.Context, spec *rollout.Probe) rollout.Verdict 
 		v.Result = rollout.Pass
 	}
 	v.Reason = fmt.Sprintf("%d of %d calls returned OK with a matching reply; %d needed", passed, count, need)
+	if passed < count {
+		v.Reason += "; the others: " + failedCalls(v.Evidence)
+	}
 	if spec.CanaryAddress != "" {
 		v.Reason = "canary: " + v.Reason
 	}
@@ -300,6 +304,33 @@ func (p *Probe) calls(ctx context.Context, v *rollout.Verdict, cmd *rollout.GRPC
 		v.Evidence = append(v.Evidence, ev)
 	}
 	return passed, nil
+}
+
+// failedCalls tallies what the calls that did not pass returned, most frequent first:
+// "UNAVAILABLE ×3, reply does not match ×1", so that a probe's verdict names the status
+// codes a person would look up.
+func failedCalls(evs []rollout.Evidence) string {
+	n := map[string]int{}
+	var order []string
+	for _, ev := range evs {
+		if ev.Value == 1 {
+			continue
+		}
+		what := ev.Code
+		if what == "OK" {
+			what = "a reply that does not match"
+		}
+		if n[what] == 0 {
+			order = append(order, what)
+		}
+		n[what]++
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return n[b] - n[a] })
+	parts := make([]string, len(order))
+	for i, what := range order {
+		parts[i] = fmt.Sprintf("%s ×%d", what, n[what])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // withAddress returns a copy of cmd that calls addr.

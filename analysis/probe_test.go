@@ -343,3 +343,13 @@ func splitForExec(line string) ([]string, error) {
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
 }
+
+// TestFailedCallsNamesTheCodes: a failing probe's reason tallies what its failed calls
+// returned, most frequent first, so that it names the status codes.
+func TestFailedCallsNamesTheCodes(t *testing.T) {
+	evs := []rollout.Evidence{{Code: "OK", Value: 1}, {Code: "UNAVAILABLE"}, {Code: "OK"}, {Code: "UNAVAILABLE"},
+		{Code: "DEADLINE_EXCEEDED"}, {Code: "UNAVAILABLE"}}
+	if got, want := failedCalls(evs), "UNAVAILABLE ×3, a reply that does not match ×1, DEADLINE_EXCEEDED ×1"; got != want {
+		t.Errorf("failedCalls = %q, want %q", got, want)
+	}
+}
