@@ -17,29 +17,35 @@ import (
 
 // serveGitDaemon serves the world's bare remote with git daemon on loopback, pushes
 // allowed, and returns its host:port.
-func (w *world) serveGitDaemon() string {
-	w.t.Helper()
-	addr := freeAddr(w.t)
+func (w *world) serveGitDaemon() string { return gitDaemon(w.t, w.dir) }
+
+// gitDaemon serves the repositories below base with git daemon on loopback, pushes
+// allowed, until the test ends, and returns its host:port once it listens.
+func gitDaemon(t testing.TB, base string) string {
+	t.Helper()
+	addr := freeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command("git", "daemon", "--reuseaddr", "--listen="+host, "--port="+port, "--export-all",
-		"--enable=receive-pack", "--base-path="+w.dir, w.dir)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+w.dir)
+		"--enable=receive-pack", "--base-path="+base, base)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+base)
 	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
-	w.t.Cleanup(func() {
+	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	w.eventually(10*time.Second, "git daemon listens", func() (bool, string) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return false, err.Error()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
 		}
-		c.Close()
-		return true, ""
-	})
-	return addr
+		if time.Now().After(deadline) {
+			t.Fatalf("git daemon does not listen on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a port about to open
+	}
 }
 
 // useRemote points serve's config at url, with the Git timeouts given.
