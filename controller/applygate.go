@@ -15,6 +15,7 @@ type applyGate struct {
 	mu             sync.Mutex
 	free           int
 	urgent, normal []chan struct{} // waiters, first come first served within each
+	queued         chan struct{}   // tests: told of each waiter that queues (nil: nobody)
 }
 
 func newApplyGate(n int) *applyGate { return &applyGate{free: n} }
@@ -33,7 +34,11 @@ func (g *applyGate) acquire(ctx context.Context, urgent bool) error {
 	} else {
 		g.normal = append(g.normal, ch)
 	}
+	q := g.queued
 	g.mu.Unlock()
+	if q != nil {
+		q <- struct{}{}
+	}
 	select {
 	case <-ch:
 		return nil

@@ -16,21 +16,8 @@ func TestApplyGateServesRollbacksFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	order := make(chan string, 3)
-	queued := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			g.mu.Lock()
-			got := len(g.urgent) + len(g.normal)
-			g.mu.Unlock()
-			if got == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiters, want %d", got, n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	g.queued = make(chan struct{}, 8)  // never blocks a waiter: 5 queue in this test
+	queued := func(int) { <-g.queued } // the waiter just started is in the queue
 	gaveUp, giveUp := context.WithCancel(ctx)
 	gone := make(chan error, 1)
 	go func() { gone <- g.acquire(gaveUp, false) }()

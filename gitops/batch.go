@@ -377,7 +377,7 @@ func (r *Repo) parsedAt(c *object.Commit, file string) (*manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
 	}
-	if m, ok := r.parsed[h]; ok {
+	if m, ok := r.parsed.get(h); ok {
 		return m, nil
 	}
 	data, _, err := r.fileAt(c, file)
@@ -388,13 +388,7 @@ func (r *Repo) parsedAt(c *object.Commit, file string) (*manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
 	}
-	size := parsedSize(m)
-	if r.parsedBytes+size > maxParsedBytes {
-		clear(r.parsed)
-		r.parsedBytes = 0
-	}
-	r.parsed[h] = m
-	r.parsedBytes += size
+	r.parsed.put(h, m, parsedSize(m))
 	return m, nil
 }
 

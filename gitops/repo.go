@@ -105,14 +105,11 @@ type Repo struct {
 	kick    chan struct{}
 	// trees caches decoded trees by hash for entryAt; treesMu guards it and the lazily
 	// built indexes of the trees in it.
-	treesMu   sync.Mutex
-	trees     map[plumbing.Hash]*object.Tree
-	treeBytes int // treeSize of every tree in trees
-	// parsed caches parsed manifests by blob hash (guarded by mu); parsedBytes is their
-	// parsedSize.
-	parsed      map[plumbing.Hash]*manifest
-	parsedBytes int
-	changed     changedPaths // files changed since earlier heads, at one head (guarded by mu)
+	treesMu sync.Mutex
+	trees   byteCache[*object.Tree] // bounded by treeSize
+	// parsed caches parsed manifests by blob hash (guarded by mu), bounded by parsedSize.
+	parsed  byteCache[*manifest]
+	changed changedPaths // files changed since earlier heads, at one head (guarded by mu)
 
 	// The write queue: SetWeights queues its write, and one flusher goroutine (running
 	// while the queue is not empty) writes batches of them. qmu guards queue and flushing;
@@ -144,8 +141,8 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		branch: plumbing.NewBranchReferenceName(cfg.Branch),
 		track:  plumbing.NewRemoteReferenceName("origin", cfg.Branch),
 		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
-		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: map[plumbing.Hash]*object.Tree{},
-		urgent: make(chan struct{}, 1), parsed: map[plumbing.Hash]*manifest{},
+		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: newByteCache[*object.Tree](maxTreeBytes),
+		urgent: make(chan struct{}, 1), parsed: newByteCache[*manifest](maxParsedBytes),
 	}
 	r.bg, r.stopBg = context.WithCancel(context.Background())
 	var err error
@@ -372,20 +369,14 @@ func (r *Repo) entryAt(root plumbing.Hash, path string) (plumbing.Hash, error) {
 
 // tree returns the decoded tree h; the caller holds treesMu.
 func (r *Repo) tree(h plumbing.Hash) (*object.Tree, error) {
-	if t, ok := r.trees[h]; ok {
+	if t, ok := r.trees.get(h); ok {
 		return t, nil
 	}
 	t, err := object.GetTree(r.store, h)
 	if err != nil {
 		return nil, err
 	}
-	size := treeSize(t)
-	if r.treeBytes+size > maxTreeBytes {
-		clear(r.trees)
-		r.treeBytes = 0
-	}
-	r.trees[h] = t
-	r.treeBytes += size
+	r.trees.put(h, t, treeSize(t))
 	return t, nil
 }
 
