@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -240,7 +239,7 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWr
 	if err != nil {
 		return live, err
 	}
-	data, err := pack(o, objs)
+	built, err := packChain(o, objs)
 	if err != nil {
 		return live, err
 	}
@@ -258,10 +257,10 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWr
 	if r.beforePush != nil {
 		r.beforePush()
 	}
-	if err := r.push(pctx, sess, head.Hash, tip, data); err != nil {
+	if err := r.push(pctx, sess, head.Hash, tip, built.data); err != nil {
 		return live, err
 	}
-	if err := r.keep(o, data, objs); err != nil {
+	if err := r.keep(o, built); err != nil {
 		return live, err // pushed, yet not in the cache: the next try fetches it and finds the writes done
 	}
 	if err := r.store.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
@@ -423,7 +422,7 @@ func (r *Repo) check(doc *rollout.Document, head *object.Commit, m *manifest, c 
 
 // chain commits the planned writes one on another from head, each with its manifest as
 // the edits so far leave it, and returns the tip, each write's commit and every new object.
-func (r *Repo) chain(st storer.EncodedObjectStorer, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits, objs []plumbing.Hash, err error) {
+func (r *Repo) chain(st *overlay, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits, objs []plumbing.Hash, err error) {
 	tip, tree := head.Hash, head.TreeHash
 	applied := map[*manifest][]routeEdit{}
 	seen := map[plumbing.Hash]bool{}

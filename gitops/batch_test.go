@@ -88,6 +88,9 @@ func TestBatchOfManyRollouts(t *testing.T) {
 				t.Errorf("%d steps took %d pushes, want 1..5", n-1, pushes)
 			}
 			checkBatchCommits(t, rem.dir, seed, shas[1:], lay)
+			// The cache took the pushed pack with an index canaryd wrote: git checks both.
+			gitRun(t, r.cachePath(), "fsck", "--strict", "--no-dangling")
+			gitRun(t, r.cachePath(), "cat-file", "-e", shas[n-1])
 		})
 	}
 }
@@ -96,6 +99,7 @@ func TestBatchOfManyRollouts(t *testing.T) {
 // each with its rollout's trailers and a change of only its rollout's weights.
 func checkBatchCommits(t *testing.T, dir, seed string, shas []string, lay layout) {
 	t.Helper()
+	gitRun(t, dir, "fsck", "--strict", "--no-dangling") // every object the pushes carried is whole
 	got := strings.Fields(gitRun(t, dir, "rev-list", "--first-parent", seed+"..main"))
 	if len(got) != len(shas) {
 		t.Fatalf("main has %d new commits, want %d", len(got), len(shas))

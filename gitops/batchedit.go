@@ -14,9 +14,30 @@ import (
 // writes to rollouts whose VirtualServices share the file): each route is read and edited
 // from the one parse, and the edits are checked together.
 type manifest struct {
-	data []byte
-	docs []*yaml.Node
-	src  *source
+	data  []byte
+	docs  []*yaml.Node
+	src   *source
+	named map[string][]int // "kind/name" → the documents defining such an object
+}
+
+// among returns the documents that could define t's object, so that a file of many
+// VirtualServices is not searched through once per route.
+func (m *manifest) among(t rollout.Target) []int {
+	if m.named == nil {
+		m.named = map[string][]int{}
+		for i, d := range m.docs {
+			if d.Kind != yaml.DocumentNode || len(d.Content) != 1 || d.Content[0].Kind != yaml.MappingNode {
+				continue
+			}
+			top := d.Content[0]
+			k := scalarAt(top, "kind") + "/" + scalarAt(top, "metadata", "name")
+			m.named[k] = append(m.named[k], i)
+		}
+	}
+	if among := m.named[t.Kind+"/"+t.Name]; among != nil {
+		return among
+	}
+	return []int{}
 }
 
 // parseManifest parses data for reading and editing many routes.
@@ -38,7 +59,7 @@ type routeEdit struct {
 
 // read returns ref's route and its weights, as ReadWeights does.
 func (m *manifest) read(ref VSRef) (*location, rollout.Weights, error) {
-	loc, err := locateIn(m.docs, ref)
+	loc, err := locateAmong(m.docs, m.among(ref.target()), ref)
 	if err != nil {
 		return nil, rollout.Weights{}, err
 	}

@@ -1,11 +1,9 @@
 package gitops
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
@@ -16,10 +14,17 @@ import (
 type overlay struct {
 	storer.EncodedObjectStorer // the cache, for reads
 	mem                        *memory.ObjectStorage
+	// base maps each tree and blob the chain wrote to the one it replaced at its path,
+	// for packChain's deltas.
+	base map[plumbing.Hash]plumbing.Hash
+	// trees holds the chain's newest version of each tree it rewrote, so that the next
+	// commit patches it in place instead of decoding the tree again.
+	trees map[plumbing.Hash]*chainTree
 }
 
 func newOverlay(base storer.EncodedObjectStorer) *overlay {
-	return &overlay{EncodedObjectStorer: base, mem: &memory.NewStorage().ObjectStorage}
+	return &overlay{EncodedObjectStorer: base, mem: &memory.NewStorage().ObjectStorage,
+		base: map[plumbing.Hash]plumbing.Hash{}, trees: map[plumbing.Hash]*chainTree{}}
 }
 
 // SetEncodedObject keeps obj in memory.
@@ -51,22 +56,22 @@ func (o *overlay) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 	return o.EncodedObjectStorer.EncodedObjectSize(h)
 }
 
-// pack encodes objs (all in st) as one pack, without deltas.
-func pack(st storer.EncodedObjectStorer, objs []plumbing.Hash) ([]byte, error) {
-	var buf bytes.Buffer
-	if _, err := packfile.NewEncoder(&buf, st, false).Encode(objs, 0); err != nil {
-		return nil, fmt.Errorf("pack %d objects: %w", len(objs), err)
+// keep writes a pushed chain into the cache: as its pack, with the index the pack's writer
+// knows, when the cache is on disk; else through the cache's pack writer; else object by
+// object from the overlay.
+func (r *Repo) keep(o *overlay, p *builtPack) error {
+	if ri, ok := r.store.(interface{ Reindex() }); ok {
+		err := p.install(r.cachePath())
+		if err == nil {
+			ri.Reindex()
+			return nil
+		}
+		r.log.Warn("install pushed pack in the git cache; writing it through go-git", "err", err)
 	}
-	return buf.Bytes(), nil
-}
-
-// keep writes a pushed chain into the cache: as its pack when the cache takes packs, else
-// object by object from the overlay.
-func (r *Repo) keep(o *overlay, data []byte, objs []plumbing.Hash) error {
 	if pw, ok := r.store.(storer.PackfileWriter); ok {
 		w, err := pw.PackfileWriter()
 		if err == nil {
-			_, err = w.Write(data)
+			_, err = w.Write(p.data)
 			if cerr := w.Close(); err == nil {
 				err = cerr
 			}
@@ -76,7 +81,7 @@ func (r *Repo) keep(o *overlay, data []byte, objs []plumbing.Hash) error {
 		}
 		r.log.Warn("write pushed pack to the git cache; writing its objects one by one", "err", err)
 	}
-	for _, h := range objs {
+	for _, h := range p.hashes {
 		obj, err := o.mem.EncodedObject(plumbing.AnyObject, h)
 		if err != nil {
 			return fmt.Errorf("object %s of the pushed chain: %w", h, err)

@@ -90,8 +90,14 @@ func locate(data []byte, ref VSRef) (*location, error) {
 
 // locateIn is locate over a manifest already parsed into docs.
 func locateIn(docs []*yaml.Node, ref VSRef) (*location, error) {
+	return locateAmong(docs, nil, ref)
+}
+
+// locateAmong is locateIn looking only at the documents at among (all when nil), which
+// must hold every document that could define ref's object.
+func locateAmong(docs []*yaml.Node, among []int, ref VSRef) (*location, error) {
 	t := ref.target()
-	di, obj, err := findObject(docs, t)
+	di, obj, err := findObject(docs, among, t)
 	if err != nil {
 		return nil, err
 	}
@@ -135,10 +141,17 @@ func routeErr(err error) error {
 }
 
 // findObject returns the index and the top mapping of the target's object among docs.
-func findObject(docs []*yaml.Node, t rollout.Target) (int, *yaml.Node, error) {
+func findObject(docs []*yaml.Node, among []int, t rollout.Target) (int, *yaml.Node, error) {
 	exact, loose := -1, -1
 	var exactN, looseN int
-	for i, d := range docs {
+	if among == nil {
+		among = make([]int, len(docs))
+		for i := range among {
+			among[i] = i
+		}
+	}
+	for _, i := range among {
+		d := docs[i]
 		if d.Kind != yaml.DocumentNode || len(d.Content) != 1 || d.Content[0].Kind != yaml.MappingNode {
 			continue
 		}

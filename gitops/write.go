@@ -130,7 +130,7 @@ func isRejection(msg string) bool {
 // writeCommit stores the blob of data at file, the trees on its path and a commit of them
 // on parent (whose tree is tree), and returns the commit, its tree and every new object.
 // Nothing else of the tree is read.
-func (r *Repo) writeCommit(st storer.EncodedObjectStorer, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
+func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
 	blob := st.NewEncodedObject()
 	blob.SetType(plumbing.BlobObject)
 	w, err := blob.Writer()
@@ -159,38 +159,49 @@ func (r *Repo) writeCommit(st storer.EncodedObjectStorer, parent, tree plumbing.
 }
 
 // replaceInTree returns the hash of tree with the file at parts replaced by blob, storing
-// every rewritten tree and adding it to objs.
-func (r *Repo) replaceInTree(st storer.EncodedObjectStorer, tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
-	t, err := object.GetTree(st, tree)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	entries := append([]object.TreeEntry(nil), t.Entries...)
-	i := -1
-	for j := range entries {
-		if entries[j].Name == parts[0] {
-			i = j
-			break
-		}
-	}
-	if i < 0 {
-		return plumbing.ZeroHash, fmt.Errorf("%s: %w", parts[0], object.ErrFileNotFound)
-	}
-	if len(parts) == 1 {
-		if !entries[i].Mode.IsFile() {
-			return plumbing.ZeroHash, fmt.Errorf("%s is not a file", parts[0])
-		}
-		entries[i].Hash = blob
+// every rewritten tree and adding it to objs. Only an entry's hash changes, so a tree is
+// rewritten by patching its 20 bytes in the encoding; a tree the chain wrote is patched
+// in place.
+func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
+	ct, ok := st.trees[tree]
+	if ok {
+		delete(st.trees, tree) // replaced below: the chain never reads this version again
 	} else {
-		if entries[i].Mode != filemode.Dir {
-			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
-		}
-		if entries[i].Hash, err = r.replaceInTree(st, entries[i].Hash, parts[1:], blob, objs); err != nil {
+		var err error
+		if ct, err = readChainTree(st, tree); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
+	slot, ok := ct.slots[parts[0]]
+	if !ok {
+		return plumbing.ZeroHash, fmt.Errorf("%s: %w", parts[0], object.ErrFileNotFound)
+	}
+	var old, next plumbing.Hash
+	copy(old[:], ct.data[slot.at:])
+	if len(parts) == 1 {
+		if !slot.mode.IsFile() {
+			return plumbing.ZeroHash, fmt.Errorf("%s is not a file", parts[0])
+		}
+		st.base[blob] = old
+		next = blob
+	} else {
+		if slot.mode != filemode.Dir {
+			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
+		}
+		var err error
+		if next, err = r.replaceInTree(st, old, parts[1:], blob, objs); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	copy(ct.data[slot.at:], next[:])
 	obj := st.NewEncodedObject()
-	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
+	obj.SetType(plumbing.TreeObject)
+	obj.SetSize(int64(len(ct.data)))
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := w.Write(ct.data); err != nil {
 		return plumbing.ZeroHash, err
 	}
 	h, err := st.SetEncodedObject(obj)
@@ -198,7 +209,49 @@ func (r *Repo) replaceInTree(st storer.EncodedObjectStorer, tree plumbing.Hash, 
 		return plumbing.ZeroHash, err
 	}
 	*objs = append(*objs, h)
+	st.trees[h], st.base[h] = ct, tree
 	return h, nil
+}
+
+// chainTree is a tree as the chain rewrites it: its encoding, and where each entry's hash
+// sits in it (names, modes and offsets are the same in every version).
+type chainTree struct {
+	data  []byte
+	slots map[string]treeSlot
+}
+
+type treeSlot struct {
+	mode filemode.FileMode
+	at   int // offset of the entry's hash in data
+}
+
+// readChainTree reads a tree's encoding (gitformat: "MODE NAME\0HASH" per entry) and
+// where its entries' hashes are.
+func readChainTree(st storer.EncodedObjectStorer, h plumbing.Hash) (*chainTree, error) {
+	obj, err := st.EncodedObject(plumbing.TreeObject, h)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readAll(obj)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", h, err)
+	}
+	ct := &chainTree{data: data, slots: map[string]treeSlot{}}
+	for i := 0; i < len(data); {
+		sp := bytes.IndexByte(data[i:], ' ')
+		nul := bytes.IndexByte(data[i:], 0)
+		if sp < 0 || nul < sp || i+nul+1+len(plumbing.ZeroHash) > len(data) {
+			return nil, fmt.Errorf("tree %s: malformed entry at byte %d", h, i)
+		}
+		mode, err := filemode.New(string(data[i : i+sp]))
+		if err != nil {
+			return nil, fmt.Errorf("tree %s: entry at byte %d: %w", h, i, err)
+		}
+		at := i + nul + 1
+		ct.slots[string(data[i+sp+1:i+nul])] = treeSlot{mode: mode, at: at}
+		i = at + len(plumbing.ZeroHash)
+	}
+	return ct, nil
 }
 
 // storeCommit writes a commit of tree on parent, signed when a key is configured.

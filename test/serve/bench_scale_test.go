@@ -2,9 +2,11 @@ package serve_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +66,7 @@ func scaleOnce(b *testing.B, oneFile bool, transport string) {
 		b.Fatalf("the start-up took past the tick at %s", s.tick)
 	}
 	b.ReportMetric(time.Since(started).Seconds(), "startup-s")
+	profiled := profileStorm(b, listen, s.tick, "tick")
 	steps := s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "2/3" }, time.Until(s.tick)+5*time.Minute)
 	times, _ := s.pushes(b)
 	landed := s.landed(b)
@@ -79,7 +82,9 @@ func scaleOnce(b *testing.B, oneFile bool, transport string) {
 	b.ReportMetric(percentile(late, 0.99).Seconds(), "late-p99-s")
 	b.ReportMetric(late[len(late)-1].Seconds(), "late-max-s")
 	b.ReportMetric(float64(len(pushes)), "pushes/tick")
+	profiled()
 
+	profiled = profileStorm(b, listen, time.Now(), "rollback")
 	aborted := massAbort(b, listen, n)
 	backs := s.waitFast(b, n, func(c scaleCommit) bool { return c.kind == "abort" }, 5*time.Minute)
 	times, _ = s.pushes(b)
@@ -89,11 +94,51 @@ func scaleOnce(b *testing.B, oneFile bool, transport string) {
 		back = append(back, times[landed[c.sha]].Sub(aborted))
 	}
 	slices.Sort(back)
+	profiled()
 	b.ReportMetric(percentile(back, 0.5).Seconds(), "rollback-p50-s")
 	b.ReportMetric(back[len(back)-1].Seconds(), "rollback-all-s")
 	rss, cpu := procUsage(b, cmd.Process.Pid)
 	b.ReportMetric(rss, "peak-RSS-MiB")
 	b.ReportMetric(cpu, "cpu-s")
+}
+
+// profileStorm, with $CANARYD_SCALE_PROFILE set to a folder, takes canaryd's CPU profile
+// for 10 s from 1 s before at, into FOLDER/NAME-cpu.pprof; the function it returns waits
+// for that and takes a heap profile, FOLDER/NAME-heap.pprof. Without it, both do nothing.
+func profileStorm(b *testing.B, listen string, at time.Time, name string) func() {
+	folder := os.Getenv("CANARYD_SCALE_PROFILE")
+	if folder == "" {
+		return func() {}
+	}
+	get := func(path, file string) {
+		req, _ := http.NewRequest("GET", "http://"+listen+path, nil)
+		req.Header.Set("Authorization", "Bearer scale-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Errorf("profile %s: %v", path, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(folder, file))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			b.Errorf("profile %s: %s %v", path, resp.Status, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(time.Until(at.Add(-time.Second))) // a profile's start, not synchronising
+		get("/debug/pprof/profile?seconds=10", name+"-cpu.pprof")
+	}()
+	return func() {
+		<-done
+		get("/debug/pprof/heap", name+"-heap.pprof")
+	}
 }
 
 // massAbort aborts rollouts s0000… through the API, 32 requests at a time, and returns

@@ -223,8 +223,9 @@ func startScale(t testing.TB, dir, url string) (string, *exec.Cmd) {
 	listen := freeAddr(t)
 	config := filepath.Join(dir, "canaryd.yaml")
 	write(t, filepath.Join(dir, "token"), "scale-token\n")
-	write(t, config, fmt.Sprintf("listen: %s\ndataDir: %s\ngit: {url: %q, branch: main, rollouts: \"rollouts/*.yaml\", pollInterval: 5s}\napi: {tokenFile: %s}\n",
-		listen, filepath.Join(dir, "data"), url, filepath.Join(dir, "token")))
+	pprof := os.Getenv("CANARYD_SCALE_PROFILE") != ""
+	write(t, config, fmt.Sprintf("listen: %s\ndataDir: %s\ngit: {url: %q, branch: main, rollouts: \"rollouts/*.yaml\", pollInterval: 5s}\napi: {tokenFile: %s, pprof: %t}\n",
+		listen, filepath.Join(dir, "data"), url, filepath.Join(dir, "token"), pprof))
 	level := os.Getenv("CANARYD_SCALE_LOG")
 	if level == "" {
 		level = "warn"
