@@ -235,14 +235,11 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWr
 		return nil, nil
 	}
 	o := newOverlay(r.store)
-	tip, commits, objs, err := r.chain(o, head, plan)
+	tip, commits, err := r.chain(o, head, plan)
 	if err != nil {
 		return live, err
 	}
-	built, err := packChain(o, objs)
-	if err != nil {
-		return live, err
-	}
+	built := o.finish()
 	pctx, pcancel := context.WithTimeout(bg, r.cfg.PushTimeout)
 	defer pcancel()
 	if head.Hash != adv { // the remote moved while we fetched: ask it again
@@ -260,7 +257,7 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWr
 	if err := r.push(pctx, sess, head.Hash, tip, built.data); err != nil {
 		return live, err
 	}
-	if err := r.keep(o, built); err != nil {
+	if err := r.keep(built); err != nil {
 		return live, err // pushed, yet not in the cache: the next try fetches it and finds the writes done
 	}
 	if err := r.store.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
@@ -421,28 +418,21 @@ func (r *Repo) check(doc *rollout.Document, head *object.Commit, m *manifest, c 
 }
 
 // chain commits the planned writes one on another from head, each with its manifest as
-// the edits so far leave it, and returns the tip, each write's commit and every new object.
-func (r *Repo) chain(st *overlay, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits, objs []plumbing.Hash, err error) {
+// the edits so far leave it, into st's pack, and returns the tip and each write's commit.
+func (r *Repo) chain(st *overlay, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits []plumbing.Hash, err error) {
 	tip, tree := head.Hash, head.TreeHash
 	applied := map[*manifest][]routeEdit{}
-	seen := map[plumbing.Hash]bool{}
 	for _, pw := range plan {
 		applied[pw.m] = append(applied[pw.m], pw.e)
 		data := pw.m.apply(applied[pw.m])
-		commit, root, o, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
+		commit, root, _, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
 		if err != nil {
-			return tip, nil, nil, fmt.Errorf("commit %q: %w", pw.p.doc.Name(), err)
-		}
-		for _, h := range o {
-			if !seen[h] {
-				seen[h] = true
-				objs = append(objs, h)
-			}
+			return tip, nil, fmt.Errorf("commit %q: %w", pw.p.doc.Name(), err)
 		}
 		commits = append(commits, commit)
 		tip, tree = commit, root
 	}
-	return tip, commits, objs, nil
+	return tip, commits, nil
 }
 
 // afterPush records the pushed chain: each written rollout's newest commit is its own, and

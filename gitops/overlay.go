@@ -1,65 +1,79 @@
 package gitops
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/storage/memory"
 )
 
-// overlay keeps the objects of a batch's chain in memory, reading everything else from the
-// cache: the chain is then packed once, pushed, and written to the cache as that one pack,
-// instead of as thousands of loose objects compressed one by one.
+// overlay writes the objects of a batch's chain straight into one pack as they are made,
+// reading everything else from the cache: the pack is pushed and then installed in the
+// cache as it is, instead of as thousands of loose objects compressed one by one. Of the
+// chain's objects it keeps in memory only each path's newest version (the base of the
+// next version's delta), not every version: a chain of 1,000 edits of a 1 MB manifest
+// holds one copy of it, not a gigabyte.
 type overlay struct {
 	storer.EncodedObjectStorer // the cache, for reads
-	mem                        *memory.ObjectStorage
-	// base maps each tree and blob the chain wrote to the one it replaced at its path,
-	// for packChain's deltas.
-	base map[plumbing.Hash]plumbing.Hash
+	pw                         *packWriter
+	hashes                     []plumbing.Hash          // the pack's objects, in order
+	at                         map[plumbing.Hash]int    // index of each in the pack
+	latest                     map[plumbing.Hash][]byte // content of each path's newest version
 	// trees holds the chain's newest version of each tree it rewrote, so that the next
 	// commit patches it in place instead of decoding the tree again.
 	trees map[plumbing.Hash]*chainTree
 }
 
 func newOverlay(base storer.EncodedObjectStorer) *overlay {
-	return &overlay{EncodedObjectStorer: base, mem: &memory.NewStorage().ObjectStorage,
-		base: map[plumbing.Hash]plumbing.Hash{}, trees: map[plumbing.Hash]*chainTree{}}
+	return &overlay{EncodedObjectStorer: base, pw: newPackWriter(), at: map[plumbing.Hash]int{},
+		latest: map[plumbing.Hash][]byte{}, trees: map[plumbing.Hash]*chainTree{}}
 }
 
-// SetEncodedObject keeps obj in memory.
+// put adds an object of the chain to the pack, as a delta against base (the version it
+// replaces at its path) when the chain wrote base, and keeps data (which the caller must
+// not change) as the base of the next version. An object already in the pack is not
+// added again.
+func (o *overlay) put(typ plumbing.ObjectType, data []byte, base plumbing.Hash) (plumbing.Hash, error) {
+	h := plumbing.ComputeHash(typ, data)
+	if _, ok := o.at[h]; ok {
+		return h, nil
+	}
+	bi, bdata := -1, []byte(nil)
+	if j, ok := o.at[base]; ok && base != h {
+		if b, ok := o.latest[base]; ok {
+			bi, bdata = j, b
+			delete(o.latest, base) // a path's older version is no one's base again
+		}
+	}
+	if err := o.pw.add(typ, data, bi, bdata); err != nil {
+		return h, fmt.Errorf("pack %s %s: %w", typ, h, err)
+	}
+	o.at[h] = len(o.hashes)
+	o.hashes = append(o.hashes, h)
+	if typ == plumbing.BlobObject || typ == plumbing.TreeObject {
+		o.latest[h] = data
+	}
+	return h, nil
+}
+
+// SetEncodedObject adds obj (a commit) to the pack, whole.
 func (o *overlay) SetEncodedObject(obj plumbing.EncodedObject) (plumbing.Hash, error) {
-	return o.mem.SetEncodedObject(obj)
+	data, err := readAll(obj)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return o.put(obj.Type(), data, plumbing.ZeroHash)
 }
 
-// EncodedObject reads the chain's objects from memory, and the others from the cache.
-func (o *overlay) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	if obj, err := o.mem.EncodedObject(t, h); err == nil {
-		return obj, nil
-	}
-	return o.EncodedObjectStorer.EncodedObject(t, h)
-}
-
-// HasEncodedObject looks in memory, then in the cache.
-func (o *overlay) HasEncodedObject(h plumbing.Hash) error {
-	if o.mem.HasEncodedObject(h) == nil {
-		return nil
-	}
-	return o.EncodedObjectStorer.HasEncodedObject(h)
-}
-
-// EncodedObjectSize looks in memory, then in the cache.
-func (o *overlay) EncodedObjectSize(h plumbing.Hash) (int64, error) {
-	if n, err := o.mem.EncodedObjectSize(h); err == nil {
-		return n, nil
-	}
-	return o.EncodedObjectStorer.EncodedObjectSize(h)
+// finish ends the pack.
+func (o *overlay) finish() *builtPack {
+	return &builtPack{data: o.pw.finish(), hashes: o.hashes, offsets: o.pw.offsets, crcs: o.pw.crcs}
 }
 
 // keep writes a pushed chain into the cache: as its pack, with the index the pack's writer
-// knows, when the cache is on disk; else through the cache's pack writer; else object by
-// object from the overlay.
-func (r *Repo) keep(o *overlay, p *builtPack) error {
+// knows, when the cache is on disk; else through the cache's pack writer.
+func (r *Repo) keep(p *builtPack) error {
 	if ri, ok := r.store.(interface{ Reindex() }); ok {
 		err := p.install(r.cachePath())
 		if err == nil {
@@ -68,27 +82,17 @@ func (r *Repo) keep(o *overlay, p *builtPack) error {
 		}
 		r.log.Warn("install pushed pack in the git cache; writing it through go-git", "err", err)
 	}
-	if pw, ok := r.store.(storer.PackfileWriter); ok {
-		w, err := pw.PackfileWriter()
-		if err == nil {
-			_, err = w.Write(p.data)
-			if cerr := w.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err == nil {
-			return nil
-		}
-		r.log.Warn("write pushed pack to the git cache; writing its objects one by one", "err", err)
+	pw, ok := r.store.(storer.PackfileWriter)
+	if !ok {
+		return errors.New("the git cache takes no packs")
 	}
-	for _, h := range p.hashes {
-		obj, err := o.mem.EncodedObject(plumbing.AnyObject, h)
-		if err != nil {
-			return fmt.Errorf("object %s of the pushed chain: %w", h, err)
-		}
-		if _, err := r.store.SetEncodedObject(obj); err != nil {
-			return fmt.Errorf("store object %s of the pushed chain: %w", h, err)
-		}
+	w, err := pw.PackfileWriter()
+	if err != nil {
+		return err
 	}
-	return nil
+	_, err = w.Write(p.data)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

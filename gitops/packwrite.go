@@ -19,69 +19,19 @@ import (
 // rollouts, the same file) once per commit, each time changing a few bytes. Packed whole,
 // a chain of 1,000 commits over a 1,000-file folder is 40 MB to compress on the way out
 // and again on the way in; packed as deltas, each rewritten tree is the bytes that
-// changed. packChain writes the pack itself (format: gitformat-pack(5)) because go-git's
+// changed. The overlay writes the pack itself (format: gitformat-pack(5)) because go-git's
 // encoder neither takes a known base nor a compression level.
-
-// packObject is one object of a pack in the making: its type, its content, and the index
-// in the pack of the object it is stored as a delta against (-1: stored whole).
-type packObject struct {
-	typ  plumbing.ObjectType
-	data []byte
-	base int
-}
 
 // maxDeltaDepth bounds a chain of deltas, as git's pack.depth does (its default is 50):
 // reading an object costs one patch per link.
 const maxDeltaDepth = 50
 
-// builtPack is a pack packChain wrote, with what its index needs.
+// builtPack is a pack an overlay wrote, with what its index needs.
 type builtPack struct {
 	data    []byte
 	hashes  []plumbing.Hash
 	offsets []int
 	crcs    []uint32
-}
-
-// packChain encodes objs, in order, as one pack. An object whose base (the version it
-// replaced, from o.base) came earlier in the pack is stored as an OFS_DELTA against it
-// when that is smaller; everything is compressed at zlib's best speed, since a push and
-// the cache each inflate it once.
-func packChain(o *overlay, objs []plumbing.Hash) (*builtPack, error) {
-	at := make(map[plumbing.Hash]int, len(objs))
-	bases := map[plumbing.Hash]bool{}
-	for _, h := range objs {
-		if b, ok := o.base[h]; ok {
-			bases[b] = true
-		}
-	}
-	prev := make(map[plumbing.Hash][]byte, len(bases)) // contents still to be a later object's base
-	pw := newPackWriter(len(objs))
-	for i, h := range objs {
-		obj, err := o.mem.EncodedObject(plumbing.AnyObject, h)
-		if err != nil {
-			return nil, fmt.Errorf("pack object %s: %w", h, err)
-		}
-		data, err := readAll(obj)
-		if err != nil {
-			return nil, fmt.Errorf("pack object %s: %w", h, err)
-		}
-		var base []byte
-		bi := -1
-		if b, ok := o.base[h]; ok {
-			if j, ok := at[b]; ok {
-				bi, base = j, prev[b]
-				delete(prev, b) // a base serves the one version that replaced it
-			}
-		}
-		if err := pw.add(obj.Type(), data, bi, base); err != nil {
-			return nil, fmt.Errorf("pack object %s: %w", h, err)
-		}
-		at[h] = i
-		if bases[h] {
-			prev[h] = data
-		}
-	}
-	return &builtPack{data: pw.finish(), hashes: objs, offsets: pw.offsets, crcs: pw.crcs}, nil
 }
 
 // readAll reads an object's content.
@@ -108,11 +58,11 @@ type packWriter struct {
 	delta   []byte
 }
 
-func newPackWriter(n int) *packWriter {
+func newPackWriter() *packWriter {
 	pw := &packWriter{}
 	pw.buf.WriteString("PACK")
 	binary.Write(&pw.buf, binary.BigEndian, uint32(2))
-	binary.Write(&pw.buf, binary.BigEndian, uint32(n))
+	binary.Write(&pw.buf, binary.BigEndian, uint32(0))      // the count, set by finish
 	pw.zw, _ = zlib.NewWriterLevel(&pw.buf, zlib.BestSpeed) // a valid level: no error
 	return pw
 }
@@ -182,8 +132,9 @@ func (pw *packWriter) deflate(data []byte) error {
 	return pw.zw.Close()
 }
 
-// finish appends the pack's checksum and returns the pack.
+// finish sets the pack's object count, appends its checksum and returns the pack.
 func (pw *packWriter) finish() []byte {
+	binary.BigEndian.PutUint32(pw.buf.Bytes()[8:12], uint32(len(pw.offsets)))
 	sum := sha1.Sum(pw.buf.Bytes())
 	pw.buf.Write(sum[:])
 	return pw.buf.Bytes()

@@ -131,25 +131,8 @@ func isRejection(msg string) bool {
 // on parent (whose tree is tree), and returns the commit, its tree and every new object.
 // Nothing else of the tree is read.
 func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
-	blob := st.NewEncodedObject()
-	blob.SetType(plumbing.BlobObject)
-	w, err := blob.Writer()
-	if err != nil {
-		return commit, root, nil, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return commit, root, nil, err
-	}
-	if err := w.Close(); err != nil {
-		return commit, root, nil, err
-	}
-	blobHash, err := st.SetEncodedObject(blob)
-	if err != nil {
-		return commit, root, nil, fmt.Errorf("store blob of %s: %w", file, err)
-	}
-	objs = []plumbing.Hash{blobHash}
 	parts := strings.Split(path.Clean(file), "/")
-	if root, err = r.replaceInTree(st, tree, parts, blobHash, &objs); err != nil {
+	if root, err = r.replaceInTree(st, tree, parts, data, &objs); err != nil {
 		return commit, root, nil, fmt.Errorf("rewrite tree for %s: %w", file, err)
 	}
 	if commit, err = r.storeCommit(st, parent, root, msg); err != nil {
@@ -158,11 +141,11 @@ func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string,
 	return commit, root, append(objs, commit), nil
 }
 
-// replaceInTree returns the hash of tree with the file at parts replaced by blob, storing
-// every rewritten tree and adding it to objs. Only an entry's hash changes, so a tree is
-// rewritten by patching its 20 bytes in the encoding; a tree the chain wrote is patched
-// in place.
-func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, blob plumbing.Hash, objs *[]plumbing.Hash) (plumbing.Hash, error) {
+// replaceInTree returns the hash of tree with the file at parts replaced by a blob of data,
+// storing the blob and every rewritten tree and adding them to objs. Only an entry's hash
+// changes, so a tree is rewritten by patching its 20 bytes in the encoding; a tree the
+// chain wrote is patched in place.
+func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, data []byte, objs *[]plumbing.Hash) (plumbing.Hash, error) {
 	ct, ok := st.trees[tree]
 	if ok {
 		delete(st.trees, tree) // replaced below: the chain never reads this version again
@@ -182,34 +165,27 @@ func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, bl
 		if !slot.mode.IsFile() {
 			return plumbing.ZeroHash, fmt.Errorf("%s is not a file", parts[0])
 		}
-		st.base[blob] = old
-		next = blob
+		var err error
+		if next, err = st.put(plumbing.BlobObject, data, old); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		*objs = append(*objs, next)
 	} else {
 		if slot.mode != filemode.Dir {
 			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
 		}
 		var err error
-		if next, err = r.replaceInTree(st, old, parts[1:], blob, objs); err != nil {
+		if next, err = r.replaceInTree(st, old, parts[1:], data, objs); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
 	copy(ct.data[slot.at:], next[:])
-	obj := st.NewEncodedObject()
-	obj.SetType(plumbing.TreeObject)
-	obj.SetSize(int64(len(ct.data)))
-	w, err := obj.Writer()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if _, err := w.Write(ct.data); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	h, err := st.SetEncodedObject(obj)
+	h, err := st.put(plumbing.TreeObject, bytes.Clone(ct.data), tree) // ct.data is patched again by the next commit
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
 	*objs = append(*objs, h)
-	st.trees[h], st.base[h] = ct, tree
+	st.trees[h] = ct
 	return h, nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,9 @@ type Metrics struct {
 	pushRetries prometheus.Counter
 	reconcile   prometheus.Counter
 	r           *rolloutMetrics
+
+	mu      sync.Mutex
+	subsets map[string][2]string // each rollout's subsets, as its weight series name them
 }
 
 // NewMetrics creates the metric families and registers them on reg. It fails when one is
@@ -62,7 +66,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canaryd_reconcile_errors_total",
 			Help: "Errors while reconciling the store, Git and the cluster.",
 		}),
-		r: newRolloutMetrics(),
+		r:       newRolloutMetrics(),
+		subsets: map[string][2]string{},
 	}
 	cs := []prometheus.Collector{m.weight, m.phase, m.stuck, m.checks, m.step, m.push, m.pushRetries, m.reconcile}
 	for _, c := range append(cs, m.r.collectors()...) {
@@ -79,7 +84,15 @@ func (m *Metrics) SetRollout(r Rollout) {
 	if m == nil {
 		return
 	}
-	m.weight.DeletePartialMatch(prometheus.Labels{"rollout": r.Name})
+	// Deleting by a partial match visits every series: only a rollout whose subsets were
+	// renamed pays for it, not every update of a thousand rollouts.
+	m.mu.Lock()
+	sub, seen := m.subsets[r.Name]
+	m.subsets[r.Name] = [2]string{r.Stable, r.Canary}
+	m.mu.Unlock()
+	if seen && sub != [2]string{r.Stable, r.Canary} {
+		m.weight.DeletePartialMatch(prometheus.Labels{"rollout": r.Name})
+	}
 	m.initRollout(r.Name)
 	if r.Stable != "" {
 		m.weight.WithLabelValues(r.Name, r.Stable).Set(float64(r.Weights.Stable))
@@ -107,6 +120,9 @@ func (m *Metrics) DeleteRollout(name string) {
 		return
 	}
 	l := prometheus.Labels{"rollout": name}
+	m.mu.Lock()
+	delete(m.subsets, name)
+	m.mu.Unlock()
 	m.r.mu.Lock()
 	delete(m.r.known, name)
 	m.r.mu.Unlock()

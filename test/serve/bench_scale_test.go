@@ -67,6 +67,7 @@ func scaleOnce(b *testing.B, oneFile bool, transport string) {
 	}
 	b.ReportMetric(time.Since(started).Seconds(), "startup-s")
 	profiled := profileStorm(b, listen, s.tick, "tick")
+	reads := readDuring(b, listen, s.tick)
 	steps := s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "2/3" }, time.Until(s.tick)+5*time.Minute)
 	times, _ := s.pushes(b)
 	landed := s.landed(b)
@@ -82,6 +83,8 @@ func scaleOnce(b *testing.B, oneFile bool, transport string) {
 	b.ReportMetric(percentile(late, 0.99).Seconds(), "late-p99-s")
 	b.ReportMetric(late[len(late)-1].Seconds(), "late-max-s")
 	b.ReportMetric(float64(len(pushes)), "pushes/tick")
+	got := reads()
+	b.ReportMetric(percentile(got, 0.99).Seconds()*1000, "list-p99-ms")
 	profiled()
 
 	profiled = profileStorm(b, listen, time.Now(), "rollback")
@@ -138,6 +141,47 @@ func profileStorm(b *testing.B, listen string, at time.Time, name string) func()
 	return func() {
 		<-done
 		get("/debug/pprof/heap", name+"-heap.pprof")
+	}
+}
+
+// readDuring lists every rollout (GET /api/v1/rollouts), one request after another, from
+// the tick until the function it returns is called, which returns each list's latency.
+func readDuring(b *testing.B, listen string, tick time.Time) func() []time.Duration {
+	stop := make(chan struct{})
+	done := make(chan []time.Duration)
+	go func() {
+		var ds []time.Duration
+		defer func() { done <- ds }()
+		time.Sleep(time.Until(tick)) // the storm's start, not synchronising
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			resp, err := http.Get("http://" + listen + "/api/v1/rollouts")
+			if err != nil {
+				b.Errorf("list rollouts: %v", err)
+				return
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Errorf("list rollouts: %s %v", resp.Status, err)
+				return
+			}
+			ds = append(ds, time.Since(start))
+		}
+	}()
+	return func() []time.Duration {
+		close(stop)
+		ds := <-done
+		if len(ds) == 0 {
+			b.Fatal("no list of the rollouts answered during the storm")
+		}
+		slices.Sort(ds)
+		return ds
 	}
 }
 
