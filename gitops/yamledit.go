@@ -210,6 +210,11 @@ type edit struct {
 func applyEdits(data []byte, edits []edit) []byte {
 	slices.SortFunc(edits, func(a, b edit) int { return a.off - b.off })
 	var out bytes.Buffer
+	grow := 0
+	for _, e := range edits {
+		grow += max(0, len(e.text)-e.n)
+	}
+	out.Grow(len(data) + grow)
 	last := 0
 	for _, e := range edits {
 		out.Write(data[last:e.off])
