@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
@@ -55,7 +56,13 @@ type Router struct {
 	kube  kubernetes.Interface
 	log   *slog.Logger
 	mgr   string
+
+	mu     sync.Mutex
+	stored map[rollout.ObjectRef]*unstructured.Unstructured // as the API server last answered
 }
+
+// maxStored bounds the objects the Router remembers (one per VirtualService it set).
+const maxStored = 10000
 
 // NewRouter returns a Router that talks to the API server cfg names. It makes
 // no request.
@@ -71,7 +78,7 @@ func NewRouter(cfg *rest.Config, opts Options) (*Router, error) {
 		}
 	}
 	cfg = rest.AddUserAgent(cfg, "canaryd")
-	r := &Router{log: opts.Logger, mgr: opts.FieldManager}
+	r := &Router{log: opts.Logger, mgr: opts.FieldManager, stored: map[rollout.ObjectRef]*unstructured.Unstructured{}}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -107,7 +114,10 @@ func (r *Router) Weights(ctx context.Context, doc *rollout.Document) (rollout.We
 
 // SetWeights sets the stable and canary weights of the rollout's route to w
 // and confirms them in the object the API server stored (the update's answer,
-// after admission), so that a change costs two requests and a no-op one. Only those two weights change:
+// after admission). A change starts from the object as the API server last
+// answered it, so that it costs one request while no one else writes the
+// object (an update of an older version is refused as a conflict, and the
+// object read again), and two otherwise; a no-op, one read. Only those two weights change:
 // every other route, field and object stays as it was. It is idempotent (no
 // update is sent when the cluster already holds w) and retries when another
 // writer changes the object between its read and its update. It changes
@@ -124,12 +134,18 @@ func (r *Router) SetWeights(ctx context.Context, doc *rollout.Document, w rollou
 	var from rollout.Weights
 	var stored *unstructured.Unstructured
 	var at route
+	remembered := r.remembered(doc, w)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		vs, rt, err := r.get(ctx, doc)
-		if err != nil {
-			return err
+		vs, rt := remembered.vs, remembered.rt
+		remembered.vs = nil // a conflict reads the object again
+		if vs == nil {
+			var err error
+			if vs, rt, err = r.get(ctx, doc); err != nil {
+				return err
+			}
 		}
 		spec := specOf(vs)
+		var err error
 		if from, err = weightsAt(spec, rt); err != nil {
 			return fmt.Errorf("virtualservice %s: %w", ref, err)
 		}
@@ -142,6 +158,7 @@ func (r *Router) SetWeights(ctx context.Context, doc *rollout.Document, w rollou
 		stored, err = r.dyn.Resource(VirtualServices).Namespace(ref.Namespace).
 			Update(ctx, vs, metav1.UpdateOptions{FieldManager: r.mgr})
 		if err != nil && !apierrors.IsConflict(err) {
+			r.forget(ref)
 			return rejected(ref, err)
 		}
 		at = rt
@@ -156,14 +173,61 @@ func (r *Router) SetWeights(ctx context.Context, doc *rollout.Document, w rollou
 	updated := stored != nil
 	if updated {
 		if err := confirm(doc, stored, at, w); err != nil {
+			r.forget(ref)
 			return err
 		}
+		r.remember(ref, stored)
 	}
 	r.log.LogAttrs(ctx, slog.LevelInfo, "weights set",
 		slog.String("rollout", doc.Name()), slog.String("virtualservice", ref.String()),
 		slog.String("from", from.String()), slog.String("weight", w.String()),
 		slog.Bool("updated", updated), slog.Duration("took", time.Since(start)))
 	return nil
+}
+
+// rememberedObject is a copy of the object as the API server last answered, and the
+// rollout's route in it; vs is nil when there is none to start from.
+type rememberedObject struct {
+	vs *unstructured.Unstructured
+	rt route
+}
+
+// remembered returns a copy of the object as last stored, to change to w. A copy that
+// already holds w is not used: whether the cluster still does is the API server's to
+// say, and a no-op sends no update that a stale copy would turn into a conflict.
+func (r *Router) remembered(doc *rollout.Document, w rollout.Weights) rememberedObject {
+	ref := doc.Spec.VirtualService
+	r.mu.Lock()
+	vs := r.stored[ref]
+	r.mu.Unlock()
+	if vs == nil {
+		return rememberedObject{}
+	}
+	vs = vs.DeepCopy()
+	rt, err := findRoute(specOf(vs), ref.Namespace, doc.Spec.Target())
+	if err != nil {
+		return rememberedObject{}
+	}
+	if cur, err := weightsAt(specOf(vs), rt); err != nil || cur == w {
+		return rememberedObject{}
+	}
+	return rememberedObject{vs: vs, rt: rt}
+}
+
+// remember keeps the object as the API server answered it.
+func (r *Router) remember(ref rollout.ObjectRef, vs *unstructured.Unstructured) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.stored[ref]; !ok && len(r.stored) >= maxStored {
+		clear(r.stored) // past the bound, start over: each object costs one read again
+	}
+	r.stored[ref] = vs
+}
+
+func (r *Router) forget(ref rollout.ObjectRef) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.stored, ref)
 }
 
 // confirm checks that the object the API server stored holds w at the route.
@@ -185,6 +249,7 @@ func (r *Router) get(ctx context.Context, doc *rollout.Document) (*unstructured.
 	vs, err := r.dyn.Resource(VirtualServices).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
+		r.forget(ref)
 		return nil, route{}, fmt.Errorf("virtualservice %s: %w", ref, ErrNotFound)
 	case err != nil:
 		return nil, route{}, fmt.Errorf("get virtualservice %s: %w", ref, err)
@@ -193,6 +258,7 @@ func (r *Router) get(ctx context.Context, doc *rollout.Document) (*unstructured.
 	if err != nil {
 		return nil, route{}, fmt.Errorf("virtualservice %s: %w", ref, err)
 	}
+	r.remember(ref, vs.DeepCopy())
 	return vs, rt, nil
 }
 

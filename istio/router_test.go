@@ -248,3 +248,59 @@ func TestSetWeightsRefusals(t *testing.T) {
 func runtimeCopy(v any) map[string]any {
 	return (&unstructured.Unstructured{Object: map[string]any{"v": v}}).DeepCopy().Object["v"].(map[string]any)
 }
+
+// countRequests counts the requests for VirtualServices by method.
+type countRequests struct{ get, put atomic.Int32 }
+
+func (c *countRequests) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if strings.Contains(req.URL.Path, "/virtualservices/") {
+			switch req.Method {
+			case http.MethodGet:
+				c.get.Add(1)
+			case http.MethodPut:
+				c.put.Add(1)
+			}
+		}
+		return next.RoundTrip(req)
+	})
+}
+
+func (c *countRequests) take() (get, put int32) { return c.get.Swap(0), c.put.Swap(0) }
+
+// TestSetWeightsFromTheLastAnswer: a change starts from the object as the API server last
+// answered, so a step after a step is one update and no read. When another writer changed
+// the object in between, that update is refused as a conflict, the object is read again,
+// and the other writer's change survives. A no-op is one read, never an update.
+func TestSetWeightsFromTheLastAnswer(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	cfg := rest.CopyConfig(f.env.Config)
+	c := &countRequests{}
+	cfg.Wrap(c.wrap)
+	r := f.router(t, cfg)
+	step := func(w rollout.Weights, wantGet, wantPut int32) {
+		t.Helper()
+		if err := r.SetWeights(ctx, f.doc, w); err != nil {
+			t.Fatalf("set %s: %v", w, err)
+		}
+		if got := weightsOf(t, f.vs(t)); got != w {
+			t.Fatalf("after set %s the API server holds %s", w, got)
+		}
+		if get, put := c.take(); get != wantGet || put != wantPut {
+			t.Errorf("set %s: %d reads and %d updates, want %d and %d", w, get, put, wantGet, wantPut)
+		}
+	}
+	step(rollout.CanaryAt(40), 1, 1)  // nothing remembered yet: read, update
+	step(rollout.CanaryAt(100), 0, 1) // from the update's answer
+	patch := []byte(`{"metadata":{"labels":{"edited-by":"a-person"}}}`)
+	if _, err := f.client.Dynamic.Resource(istio.VirtualServices).Namespace(f.ns).
+		Patch(ctx, "grpc-vs", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	step(rollout.CanaryAt(0), 1, 2) // the stale update refused, read, update
+	if got := f.vs(t).GetLabels()["edited-by"]; got != "a-person" {
+		t.Errorf("the person's label is %q after canaryd's update: their change was lost", got)
+	}
+	step(rollout.CanaryAt(0), 1, 0) // a no-op: read, nothing sent
+}

@@ -216,16 +216,16 @@ func gitTrailers(t testing.TB, dir, sha string) map[string]string {
 	return tr
 }
 
-// startScale starts canaryd serve (gitops, Git only) on url and returns its address and
-// process.
-func startScale(t testing.TB, dir, url string) (string, *exec.Cmd) {
+// startScale starts canaryd serve (gitops, Git only, unless extra, appended to its config,
+// says otherwise) on url and returns its address and process.
+func startScale(t testing.TB, dir, url string, extra ...string) (string, *exec.Cmd) {
 	t.Helper()
 	listen := freeAddr(t)
 	config := filepath.Join(dir, "canaryd.yaml")
 	write(t, filepath.Join(dir, "token"), "scale-token\n")
 	pprof := os.Getenv("CANARYD_SCALE_PROFILE") != ""
 	write(t, config, fmt.Sprintf("listen: %s\ndataDir: %s\ngit: {url: %q, branch: main, rollouts: \"rollouts/*.yaml\", pollInterval: 5s}\napi: {tokenFile: %s, pprof: %t}\n",
-		listen, filepath.Join(dir, "data"), url, filepath.Join(dir, "token"), pprof))
+		listen, filepath.Join(dir, "data"), url, filepath.Join(dir, "token"), pprof)+strings.Join(extra, ""))
 	level := os.Getenv("CANARYD_SCALE_LOG")
 	if level == "" {
 		level = "warn"
