@@ -3,6 +3,8 @@ package gitops
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -277,7 +279,10 @@ func waitQueued(t *testing.T, r *Repo, n int) {
 // and reports how long until every SetWeights returned, and the pushes it took.
 func BenchmarkBatch1000(b *testing.B) {
 	needGit(b)
-	const n = 1000
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("CANARYD_BATCH_N")); err == nil && v > 0 {
+		n = v // e.g. 10000
+	}
 	for _, lay := range layouts {
 		b.Run(lay.name, func(b *testing.B) {
 			for range b.N {

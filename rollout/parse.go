@@ -135,12 +135,12 @@ func (d *decoder) decodeScalar(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		v.SetInt(int64(i))
-	case reflect.Float64:
+	case reflect.Float64, reflect.Float32:
 		s, ok := d.scalar(path, n, "a number")
 		if !ok {
 			return
 		}
-		f, err := strconv.ParseFloat(s, 64)
+		f, err := strconv.ParseFloat(s, v.Type().Bits())
 		if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") {
 			d.errorf(posOf(n), path, "must be a number, not %q", s)
 			return

@@ -6,8 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/canarydio/canaryd/rollout"
 )
 
 // TestLeaseNamespaceFollowsPod: a config that names no lease namespace takes the pod's
@@ -108,4 +113,74 @@ func FuzzReadPeople(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEveryConfigFieldDecodes writes a value into every field of Config, as a person
+// would in canaryd.yaml, and decodes it: no field's type lacks a decoder (kubernetes.qps,
+// a float32, once panicked serve at start), and each value arrives.
+func TestEveryConfigFieldDecodes(t *testing.T) {
+	doc, fields := sampleYAML(reflect.TypeOf(Config{}), "")
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("decoding every field panicked: %v\n%s", r, data)
+			}
+		}()
+		if err := rollout.DecodeYAML("canaryd.yaml", data, &cfg); err != nil {
+			t.Fatalf("decode every field: %v\n%s", err, data)
+		}
+	}()
+	if fields < 40 {
+		t.Fatalf("only %d fields sampled: the walk missed Config's fields", fields)
+	}
+	if cfg.Kubernetes.QPS != 1.5 || cfg.Kubernetes.Burst != 7 || cfg.Git.URL != "x" {
+		t.Errorf("decoded qps %v, burst %d, git.url %q; want 1.5, 7, x", cfg.Kubernetes.QPS, cfg.Kubernetes.Burst, cfg.Git.URL)
+	}
+}
+
+// sampleYAML returns a value for a field of type t, as YAML would hold it, and how many
+// leaf fields it filled.
+func sampleYAML(t reflect.Type, tag string) (any, int) {
+	if t == reflect.TypeOf(rollout.Duration{}) {
+		return "1s", 1
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return sampleYAML(t.Elem(), tag)
+	case reflect.Struct:
+		m, n := map[string]any{}, 0
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			v, k := sampleYAML(f.Type, name)
+			m[name], n = v, n+k
+		}
+		return m, n
+	case reflect.Slice:
+		v, n := sampleYAML(t.Elem(), tag)
+		return []any{v}, n
+	case reflect.Map:
+		v, n := sampleYAML(t.Elem(), tag)
+		return map[string]any{"k": v}, n
+	case reflect.String:
+		return "x", 1
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return 7, 1
+	case reflect.Float32, reflect.Float64:
+		return 1.5, 1
+	case reflect.Bool:
+		return true, 1
+	}
+	panic("sampleYAML: no sample for " + t.String() + " (" + tag + ")")
 }
