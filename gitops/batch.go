@@ -446,8 +446,17 @@ func (r *Repo) afterPush(old plumbing.Hash, plan []*plannedWrite, commits []plum
 			r.newest[n] = newest{head: tip, rec: c.rec}
 		}
 	}
+	var tipTree plumbing.Hash
+	if c, err := object.GetCommit(r.store, tip); err == nil {
+		tipTree = c.TreeHash
+	}
 	for i, pw := range plan {
 		name := pw.p.doc.Name()
+		if h, err := r.entryAt(tipTree, pw.p.doc.Spec.Manifest); err == nil && !tipTree.IsZero() {
+			// The next sync reports this route at the tip: its weights are the ones written
+			// (verifyPlan read them back), with no parse.
+			r.noteWeights(routeAt{blob: h, ref: RefOf(pw.p.doc)}, pw.p.c.Weights)
+		}
 		if obj, err := object.GetCommit(r.store, commits[i]); err == nil {
 			rec := recordOf(pw.p.doc, obj, trailers(obj.Message))
 			r.newest[name] = newest{head: tip, rec: &rec}

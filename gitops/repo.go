@@ -108,8 +108,12 @@ type Repo struct {
 	treesMu sync.Mutex
 	trees   byteCache[*object.Tree] // bounded by treeSize
 	// parsed caches parsed manifests by blob hash (guarded by mu), bounded by parsedSize.
-	parsed  byteCache[*manifest]
-	changed changedPaths // files changed since earlier heads, at one head (guarded by mu)
+	parsed byteCache[*manifest]
+	// routeWeights caches the weights a route holds in a manifest's blob (guarded by mu):
+	// a sync reports every rollout, and with thousands of manifests the parsed cache
+	// cannot hold them all, so each report would parse its manifest again.
+	routeWeights map[routeAt]rollout.Weights
+	changed      changedPaths // files changed since earlier heads, at one head (guarded by mu)
 
 	// The write queue: SetWeights queues its write, and one flusher goroutine (running
 	// while the queue is not empty) writes batches of them. qmu guards queue and flushing;
@@ -143,6 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: newByteCache[*object.Tree](maxTreeBytes),
 		urgent: make(chan struct{}, 1), parsed: newByteCache[*manifest](maxParsedBytes),
+		routeWeights: map[routeAt]rollout.Weights{},
 	}
 	r.bg, r.stopBg = context.WithCancel(context.Background())
 	var err error

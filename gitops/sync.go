@@ -119,13 +119,41 @@ func (r *Repo) report(doc *rollout.Document, head *object.Commit) (rollout.GitCh
 
 // weightsAt reads doc's weights in commit c.
 func (r *Repo) weightsAt(doc *rollout.Document, c *object.Commit) (rollout.Weights, error) {
-	m, err := r.parsedAt(c, doc.Spec.Manifest)
+	file, ref := doc.Spec.Manifest, RefOf(doc)
+	h, err := r.entryAt(c.TreeHash, file)
+	if err != nil {
+		return rollout.Weights{}, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
+	}
+	if w, ok := r.routeWeights[routeAt{blob: h, ref: ref}]; ok {
+		return w, nil
+	}
+	m, err := r.parsedAt(c, file)
 	if err != nil {
 		return rollout.Weights{}, err
 	}
-	_, w, err := m.read(RefOf(doc))
+	_, w, err := m.read(ref)
+	if err == nil {
+		r.noteWeights(routeAt{blob: h, ref: ref}, w)
+	}
 	return w, err
 }
+
+// noteWeights remembers the weights of a route in a blob, emptying the memo when full.
+func (r *Repo) noteWeights(k routeAt, w rollout.Weights) {
+	if len(r.routeWeights) >= maxRouteWeights {
+		clear(r.routeWeights)
+	}
+	r.routeWeights[k] = w
+}
+
+// routeAt is a route in one version (blob) of a manifest.
+type routeAt struct {
+	blob plumbing.Hash
+	ref  VSRef
+}
+
+// maxRouteWeights bounds Repo.routeWeights (about 200 bytes an entry).
+const maxRouteWeights = 100000
 
 // explain finds the newest commit (first parents from head) that changed doc's weights and
 // says who made it and why.
