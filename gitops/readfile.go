@@ -9,8 +9,9 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/canarydio/canaryd/rollout"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // MaxManifestBytes is the largest manifest ReadManifest reads. A VirtualService manifest is
@@ -63,43 +64,98 @@ func (r *Repo) ReadManifest(name string, limit int64) (data []byte, commit strin
 	if err != nil {
 		return nil, "", err
 	}
-	obj, err := r.store.EncodedObject(plumbing.BlobObject, blob)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	if obj.Size() > limit {
-		return nil, "", fmt.Errorf("%s is %d bytes, more than %d: %w", name, obj.Size(), limit, ErrTooLarge)
-	}
-	rd, err := obj.Reader()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	defer rd.Close()
-	data, err = io.ReadAll(io.LimitReader(rd, limit+1))
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	if bytes.IndexByte(data[:min(len(data), 8000)], 0) >= 0 {
-		return nil, "", fmt.Errorf("%s: %w", name, ErrBinary)
+	if data, err = r.readChecked(name, blob, limit); err != nil {
+		return nil, "", err
 	}
 	return data, head.Hash.String(), nil
 }
 
+// readChecked reads a manifest's blob, refusing one over limit bytes or with a NUL byte in
+// its first 8000. The caller holds the repo lock.
+func (r *Repo) readChecked(name string, blob plumbing.Hash, limit int64) ([]byte, error) {
+	obj, err := r.store.EncodedObject(plumbing.BlobObject, blob)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if obj.Size() > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than %d: %w", name, obj.Size(), limit, ErrTooLarge)
+	}
+	rd, err := obj.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer rd.Close()
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if bytes.IndexByte(data[:min(len(data), 8000)], 0) >= 0 {
+		return nil, fmt.Errorf("%s: %w", name, ErrBinary)
+	}
+	return data, nil
+}
+
+// RouteWeights reads the weights doc's route holds in its manifest at the branch head (as
+// last fetched), with ReadManifest's refusals, as a reload checks each rollout. A route is
+// read once per version of its manifest: later calls for the same blob parse nothing. It
+// is safe for concurrent use.
+func (r *Repo) RouteWeights(doc *rollout.Document, limit int64) (rollout.Weights, error) {
+	name := doc.Spec.Manifest
+	if err := CheckRepoPath(name); err != nil {
+		return rollout.Weights{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	head, err := r.head()
+	if err != nil {
+		return rollout.Weights{}, err
+	}
+	blob, err := r.lookup(head.TreeHash, name)
+	if err != nil {
+		return rollout.Weights{}, err
+	}
+	// The limit holds even for a blob a sync has parsed already (a NUL byte never parses).
+	if size, err := r.store.EncodedObjectSize(blob); err != nil {
+		return rollout.Weights{}, fmt.Errorf("%s: %w", name, err)
+	} else if size > limit {
+		return rollout.Weights{}, fmt.Errorf("%s is %d bytes, more than %d: %w", name, size, limit, ErrTooLarge)
+	}
+	k := routeAt{blob: blob, ref: RefOf(doc)}
+	if w, ok := r.routeWeights[k]; ok {
+		return w, nil
+	}
+	m, ok := r.parsed.get(blob)
+	if !ok {
+		data, err := r.readChecked(name, blob, limit)
+		if err != nil {
+			return rollout.Weights{}, err
+		}
+		if m, err = parseManifest(data); err != nil {
+			return rollout.Weights{}, err
+		}
+		r.parsed.put(blob, m, parsedSize(m))
+	}
+	_, w, err := m.read(k.ref)
+	if err != nil {
+		return w, err
+	}
+	r.noteWeights(k, w)
+	return w, nil
+}
+
 // lookup walks tree to the blob at name, refusing symbolic links and non-files on the way.
+// Trees come from the decoded-tree cache: a reload checks every rollout's manifest, and
+// decoding a folder of 10,000 manifests once per check would cost rollouts squared.
 func (r *Repo) lookup(tree plumbing.Hash, name string) (plumbing.Hash, error) {
 	segs := strings.Split(name, "/")
+	r.treesMu.Lock()
+	defer r.treesMu.Unlock()
 	for i, seg := range segs {
-		t, err := object.GetTree(r.store, tree)
+		t, err := r.tree(tree)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("%s: %w", name, err)
 		}
-		var found *object.TreeEntry
-		for j := range t.Entries {
-			if t.Entries[j].Name == seg {
-				found = &t.Entries[j]
-				break
-			}
-		}
+		found, _ := t.FindEntry(seg)
 		at := strings.Join(segs[:i+1], "/")
 		switch {
 		case found == nil:

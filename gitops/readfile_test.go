@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/canarydio/canaryd/rollout"
 )
 
 // TestReadManifestRefuses: a person commits, with the git CLI, every kind of file a spec
@@ -61,6 +63,22 @@ func TestReadManifestRefuses(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), strings.TrimPrefix(tt.name, "/")) && tt.want != ErrPath {
 			t.Errorf("ReadManifest(%q): error %q does not name the file", tt.name, err)
+		}
+		// A reload's check of a rollout's route refuses the same, and a route read once
+		// (remembered by blob) is still refused past the limit.
+		doc := parseDoc(t, sampleSpec)
+		doc.Spec.Manifest = tt.name
+		w, err := repo.RouteWeights(doc, 3000)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("RouteWeights(%q): err = %v, want %v", tt.name, err, tt.want)
+		}
+		if tt.want == nil {
+			if w != rollout.CanaryAt(0) {
+				t.Errorf("RouteWeights(%q) = %s, want 100/0", tt.name, w)
+			}
+			if _, err := repo.RouteWeights(doc, 100); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("RouteWeights(%q) with a 100-byte limit after a read: %v, want ErrTooLarge", tt.name, err)
+			}
 		}
 	}
 }

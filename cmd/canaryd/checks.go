@@ -15,8 +15,7 @@ import (
 // only the daemon knows: its egress rules and the repo (the manifest, the other specs). A
 // rollout that fails a check is Invalid with positioned problems; the others are untouched.
 func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
-	entries := parseSpecs(files)
-	manifests := map[string]parsedManifest{}
+	entries := d.specs.parseSpecs(files)
 	for _, e := range entries {
 		if e.doc == nil {
 			continue
@@ -25,7 +24,7 @@ func (d *daemon) parseSpecs(files map[string][]byte) map[string]*entry {
 		if d.cfg.egress != nil {
 			ps = d.cfg.egress.Check(e.doc)
 		}
-		ps = append(ps, d.checkManifest(e.doc, manifests)...)
+		ps = append(ps, d.checkManifest(e.doc)...)
 		if len(ps) > 0 {
 			e.invalidate(ps)
 		}
@@ -137,31 +136,13 @@ func (c *catalog) invalidate(name string, ps rollout.Problems) {
 // why the rollout cannot run on it: a path outside the repo or through a link, a missing,
 // binary or too large file, no such VirtualService or route, subsets missing, weights that
 // do not sum to 100.
-func (d *daemon) checkManifest(doc *rollout.Document, seen map[string]parsedManifest) rollout.Problems {
-	pm, ok := seen[doc.Spec.Manifest]
-	if !ok {
-		var data []byte
-		data, _, pm.err = d.repo.ReadManifest(doc.Spec.Manifest, gitops.MaxManifestBytes)
-		if pm.err == nil {
-			pm.m, pm.err = gitops.ParseManifest(data)
-		}
-		seen[doc.Spec.Manifest] = pm
-	}
-	err := pm.err
-	if err == nil {
-		_, err = pm.m.Weights(gitops.RefOf(doc))
-	}
+func (d *daemon) checkManifest(doc *rollout.Document) rollout.Problems {
+	_, err := d.repo.RouteWeights(doc, gitops.MaxManifestBytes)
 	if err == nil {
 		return nil
 	}
 	line, col := doc.Position("spec.manifest")
 	return rollout.Problems{{File: doc.File, Line: line, Col: col, Field: "spec.manifest", Msg: err.Error()}}
-}
-
-// parsedManifest is a manifest read and parsed once for the checks of one reload.
-type parsedManifest struct {
-	m   *gitops.Manifest
-	err error
 }
 
 // markConflicts makes Invalid every pair of valid rollouts that target the same route of the

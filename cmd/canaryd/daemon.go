@@ -36,6 +36,7 @@ type daemon struct {
 	// specsHead is the commit the specs were last read at; only the Git watch's goroutine
 	// (and serve before it starts) reads specs.
 	specsHead string
+	specs     *specCache // the specs' parses at specsHead, by file
 	metrics   daemonMetrics
 	// leading is true while this replica holds the lease (always, without leader
 	// election); leader is the lease holder's identity as last seen, self its own.

@@ -102,7 +102,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer repo.Close()
 	gates := analysis.New(analysis.Options{DefaultPrometheus: cfg.Prometheus.Address, Logger: log, Egress: cfg.egress})
 	defer gates.Close()
-	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics}
+	d := &daemon{cfg: cfg, log: log, db: db, repo: repo, metrics: metrics, specs: &specCache{}}
 	if d.notify, err = newNotifier(cfg.Notify, reg, log); err != nil {
 		return err
 	}

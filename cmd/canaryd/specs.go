@@ -28,6 +28,45 @@ type catalog struct {
 // validate becomes an entry with problems; a file with no decodable document becomes one
 // named after the file, so that it shows up in status rather than disappearing.
 func parseSpecs(files map[string][]byte) map[string]*entry {
+	return (*specCache)(nil).parseSpecs(files)
+}
+
+// specCache keeps each spec file's parse by its bytes, so that a reload after pushes that
+// changed only manifests (every step's commit) parses no spec again: with thousands of
+// rollouts that is most of a reload's cost. Documents are never changed after parsing.
+type specCache struct {
+	files map[string]parsedSpec
+}
+
+type parsedSpec struct {
+	data string
+	docs []*rollout.Document
+	err  error
+}
+
+// parse returns rollout.Parse of data, from the cache when file held the same bytes at the
+// last reload; next collects what the following reload may reuse.
+func (c *specCache) parse(file string, data []byte, next map[string]parsedSpec) ([]*rollout.Document, error) {
+	if c != nil {
+		if p, ok := c.files[file]; ok && p.data == string(data) {
+			next[file] = p
+			return p.docs, p.err
+		}
+	}
+	docs, err := rollout.Parse(file, data)
+	next[file] = parsedSpec{data: string(data), docs: docs, err: err}
+	return docs, err
+}
+
+// parseSpecs is the package's parseSpecs, reusing the parses of unchanged files; a nil
+// cache parses everything.
+func (c *specCache) parseSpecs(files map[string][]byte) map[string]*entry {
+	next := map[string]parsedSpec{}
+	defer func() {
+		if c != nil {
+			c.files = next
+		}
+	}()
 	out := map[string]*entry{}
 	names := make([]string, 0, len(files))
 	for f := range files {
@@ -36,7 +75,7 @@ func parseSpecs(files map[string][]byte) map[string]*entry {
 	slices.Sort(names)
 	for _, file := range names {
 		data := files[file]
-		docs, err := rollout.Parse(file, data)
+		docs, err := c.parse(file, data, next)
 		for _, doc := range docs {
 			e := &entry{name: doc.Name(), problems: doc.Problems, source: file + "\x00" + string(data)}
 			if e.name == "" {

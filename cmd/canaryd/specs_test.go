@@ -52,6 +52,34 @@ func TestParseSpecsMarksOnlyTheBadOneInvalid(t *testing.T) {
 	}
 }
 
+// TestSpecCacheReparsesOnlyChangedFiles: a reload reuses the parse of every spec file whose
+// bytes did not change (the same documents), parses a changed one again, and forgets a
+// file that is gone.
+func TestSpecCacheReparsesOnlyChangedFiles(t *testing.T) {
+	good, err := os.ReadFile("../../deploy/examples/rollout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := strings.Replace(string(good), "name: grpc-helloworld-py", "name: a", 1)
+	b := strings.Replace(string(good), "name: grpc-helloworld-py", "name: b", 1)
+	files := map[string][]byte{"rollouts/a.yaml": []byte(a), "rollouts/b.yaml": []byte(b)}
+	c := &specCache{}
+	first := c.parseSpecs(files)
+	files["rollouts/b.yaml"] = []byte(strings.Replace(b, "*/10 * * * *", "*/5 * * * *", 1))
+	second := c.parseSpecs(files)
+	if first["a"].doc == nil || second["a"].doc != first["a"].doc {
+		t.Errorf("an unchanged file was parsed again")
+	}
+	if second["b"].doc == nil || second["b"].doc == first["b"].doc {
+		t.Errorf("a changed file kept its old parse")
+	}
+	delete(files, "rollouts/a.yaml")
+	c.parseSpecs(files)
+	if _, ok := c.files["rollouts/a.yaml"]; ok || len(c.files) != 1 {
+		t.Errorf("the cache holds %d files after a.yaml was removed: %v", len(c.files), c.files)
+	}
+}
+
 func TestGitUnreachable(t *testing.T) {
 	ok := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
