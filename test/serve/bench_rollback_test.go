@@ -54,8 +54,33 @@ func massRollbackOnce(b *testing.B, kube *kubetest.Env, kc *kubetest.Client, qps
 	}
 	s := seedScale(b, dir, n, false, lead)
 	vss := kc.Dynamic.Resource(istio.VirtualServices).Namespace("default") // the specs' namespace
+	// The app and its DestinationRule, which every rollout's preflight reads.
+	app, err := os.ReadFile("../../deploy/sample/app.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := os.ReadFile("../../deploy/sample/rules.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs, err := kubetest.Decode([]byte(string(app) + "\n---\n" + string(rules)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs = slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "VirtualService" })
+	created, err := kc.Create(context.Background(), objs, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	markAvailable(b, kube.Config, "default", "grpc-helloworld-py-v1", "grpc-helloworld-py-v2")
 	b.Cleanup(func() {
-		vss.DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{})
+		ctx := context.Background()
+		vss.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		for _, o := range created {
+			if r, err := kc.Resource(o); err == nil {
+				r.Delete(ctx, o.GetName(), metav1.DeleteOptions{})
+			}
+		}
 	})
 	for i := range n {
 		data, err := os.ReadFile(filepath.Join(s.work, "deploy", fmt.Sprintf("s%04d.yaml", i)))

@@ -144,8 +144,9 @@ func profileStorm(b *testing.B, listen string, at time.Time, name string) func()
 	}
 }
 
-// readDuring lists every rollout (GET /api/v1/rollouts), one request after another, from
-// the tick until the function it returns is called, which returns each list's latency.
+// readDuring lists every rollout (GET /api/v1/rollouts) five times a second, as a few
+// status pages and dashboards would, from the tick until the function it returns is
+// called, which returns each list's latency.
 func readDuring(b *testing.B, listen string, tick time.Time) func() []time.Duration {
 	stop := make(chan struct{})
 	done := make(chan []time.Duration)
@@ -153,11 +154,13 @@ func readDuring(b *testing.B, listen string, tick time.Time) func() []time.Durat
 		var ds []time.Duration
 		defer func() { done <- ds }()
 		time.Sleep(time.Until(tick)) // the storm's start, not synchronising
+		pace := time.NewTicker(200 * time.Millisecond)
+		defer pace.Stop()
 		for {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-pace.C:
 			}
 			start := time.Now()
 			resp, err := http.Get("http://" + listen + "/api/v1/rollouts")

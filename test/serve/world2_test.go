@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -63,21 +64,29 @@ func (w *world) seedCluster() {
 	if _, err := w.kclient.Create(ctx, objs, false); err != nil {
 		w.t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(w.kube.Config)
+	markAvailable(w.t, w.kube.Config, w.ns, "grpc-helloworld-py-v1", "grpc-helloworld-py-v2")
+}
+
+// markAvailable marks Deployments Available, as a controller-manager would once their
+// pods are up (none runs here).
+func markAvailable(t testing.TB, cfg *rest.Config, ns string, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
-	for _, name := range []string{"grpc-helloworld-py-v1", "grpc-helloworld-py-v2"} {
-		d, err := cs.AppsV1().Deployments(w.ns).Get(ctx, name, metav1.GetOptions{})
+	for _, name := range names {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			w.t.Fatal(err)
+			t.Fatal(err)
 		}
 		d.Status.ObservedGeneration = d.Generation
 		d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1
 		d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
 			Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
-		if _, err := cs.AppsV1().Deployments(w.ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
-			w.t.Fatal(err)
+		if _, err := cs.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
