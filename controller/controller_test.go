@@ -254,6 +254,33 @@ func TestLoopRetriesRollbackUntilCommitted(t *testing.T) {
 	})
 }
 
+// TestRollbackCommitsWhileTheClusterIsSlow: a rollback's commit does not wait for its
+// apply. With the API server's answer held, the rollback is already in Git; once the answer
+// comes, the cluster is at 0 too.
+func TestRollbackCommitsWhileTheClusterIsSlow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, at("09:03:00"), failFrom("09:11:30"))
+		defer h.stop()
+		h.expect("09:10:00", rollout.Progressing, 40)
+		hold := make(chan struct{})
+		h.router.setHold(hold)
+		h.clk.AdvanceTo(at("09:12:00"))
+		synctest.Wait()
+		if ws := h.repo.weights(); len(ws) == 0 || ws[len(ws)-1] != 0 {
+			t.Errorf("commits %v while the cluster's answer is held: the rollback waited for it", ws)
+		}
+		if c := h.router.canary(); c != 40 {
+			t.Fatalf("cluster canary %d while its answer is held, want 40 (the fake let an apply through)", c)
+		}
+		h.router.setHold(nil)
+		close(hold)
+		h.expect("09:13:30", rollout.RolledBack, 0)
+		if c := h.router.canary(); c != 0 {
+			t.Errorf("cluster canary %d after the rollback, want 0", c)
+		}
+	})
+}
+
 // TestFailingRollbackBacksOff: a rollback whose commit keeps failing is retried with a
 // doubling backoff up to a minute, re-asserting canary 0 in the cluster each time, and
 // history holds one failure per backoff level, not one per try.

@@ -173,17 +173,35 @@ func (r *fakeRepo) weights() []int {
 	return ws
 }
 
-// fakeRouter records the weights applied to the cluster.
+// fakeRouter records the weights applied to the cluster. With hold set, each call waits
+// for hold to close first (an API server slow to answer).
 type fakeRouter struct {
 	mu      sync.Mutex
 	applied []rollout.Weights
+	hold    chan struct{}
 }
 
-func (r *fakeRouter) SetWeights(_ context.Context, _ *rollout.Document, w rollout.Weights) error {
+func (r *fakeRouter) SetWeights(ctx context.Context, _ *rollout.Document, w rollout.Weights) error {
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.applied = append(r.applied, w)
 	return nil
+}
+
+func (r *fakeRouter) setHold(hold chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold = hold
 }
 
 func (r *fakeRouter) canary() int {

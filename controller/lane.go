@@ -65,17 +65,20 @@ func (w *worker) runLane(ctx context.Context) {
 }
 
 // execute changes Git and the cluster in the order the move's kind requires: forward moves
-// commit first (Git leads), backward moves apply first (safety leads) and are re-applied on
-// every retry until their commit is pushed.
+// commit first (Git leads); backward moves apply and commit at once (safety leads: the
+// cluster never waits for a push, nor the push for the API server's rate limit, so a mass
+// rollback is in Git in a second or two, not after the last of a thousand rate-limited
+// updates), and are re-applied on every retry until their commit is pushed.
 func (w *worker) execute(ctx context.Context, j job) (commit string, err error) {
 	m := j.m
 	switch {
 	case m.Kind == rollout.Follow:
 		return m.Commit, w.apply(ctx, j)
 	case m.Kind.Backward():
-		applyErr := w.apply(ctx, j)
+		applied := make(chan error, 1)
+		go func() { applied <- w.apply(ctx, j) }()
 		commit, err = w.commit(ctx, j)
-		return commit, errors.Join(applyErr, err)
+		return commit, errors.Join(<-applied, err)
 	case m.Kind.Hold():
 		// A hold moves nothing, yet it re-asserts Git's weights in the cluster: a step it
 		// superseded may have committed without reaching the cluster.

@@ -18,11 +18,11 @@ import (
 	"github.com/canarydio/canaryd/rollout"
 )
 
-// Client-side rate limits, as the Istio router's: a weight change is three requests (get,
-// update, read back).
+// Client-side rate limits, as the Istio router's (a weight change here is three requests:
+// get, update, read back).
 const (
-	DefaultQPS   = 50
-	DefaultBurst = 100
+	DefaultQPS   = 100
+	DefaultBurst = 200
 )
 
 // Options configures a Router.

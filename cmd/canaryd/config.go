@@ -92,7 +92,7 @@ type KubeConfig struct {
 	// VirtualService to carry its weights before its bake starts; 0 means 5m.
 	ConvergeTimeout rollout.Duration `yaml:"convergeTimeout"`
 	// QPS and Burst are the client-side rate limit of canaryd's requests to the API server
-	// (50 and 100); MaxApplies bounds the weight changes in flight at once (16), rollbacks
+	// (100 and 200); MaxApplies bounds the weight changes in flight at once (16), rollbacks
 	// served first.
 	QPS            float32 `yaml:"qps"`
 	Burst          int     `yaml:"burst"`
