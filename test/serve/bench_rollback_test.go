@@ -23,13 +23,13 @@ import (
 // every one at once through the API and reports how long until every canary is at 0 in
 // Git (read with git log) and in the cluster (listed from the API server), each after the
 // first abort was sent. The client's rate limit is kubernetes.qps/burst:
-// $CANARYD_SCALE_QPS (default 50, canaryd's default) and twice that.
+// $CANARYD_SCALE_QPS (default 100, canaryd's default) and twice that.
 func BenchmarkMassRollbackApply(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts kube-apiserver and canaryd serve")
 	}
 	canarydBinary(b)
-	qps := 50
+	qps := 100
 	if q, err := strconv.Atoi(os.Getenv("CANARYD_SCALE_QPS")); err == nil && q > 0 {
 		qps = q
 	}
