@@ -36,6 +36,15 @@ var layouts = []layout{
 	}, func(i int) string { return fmt.Sprintf("deploy/vs-%d.yaml", i) }},
 }
 
+// nested is a layout for benchmarks: one file each, a hundred to a folder.
+var nested = layout{"nested-folders", func(n int) map[string]string {
+	files := map[string]string{}
+	for i := range n {
+		files[fmt.Sprintf("deploy/g%03d/vs-%d.yaml", i/100, i)] = strings.ReplaceAll(manyVS(1), "-0", fmt.Sprintf("-%d", i))
+	}
+	return files
+}, func(i int) string { return fmt.Sprintf("deploy/g%03d/vs-%d.yaml", i/100, i) }}
+
 // docFor is ro-i driving vs-i in file.
 func docFor(t testing.TB, i int, file string) *rollout.Document {
 	return parseDoc(t, strings.Replace(specFor(i), "deploy/vs.yaml", file, 1))
@@ -275,15 +284,16 @@ func waitQueued(t *testing.T, r *Repo, n int) {
 	t.Fatalf("fewer than %d writes queued", n)
 }
 
-// BenchmarkBatch1000 has 1,000 rollouts take a step at once (one VirtualService per file)
-// and reports how long until every SetWeights returned, and the pushes it took.
+// BenchmarkBatch1000 has 1,000 rollouts ($CANARYD_BATCH_N) take a step at once, in each
+// layout (one manifest, a file each in one folder, a file each a hundred to a folder), and
+// reports how long until every SetWeights returned, and the pushes it took.
 func BenchmarkBatch1000(b *testing.B) {
 	needGit(b)
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("CANARYD_BATCH_N")); err == nil && v > 0 {
 		n = v // e.g. 10000
 	}
-	for _, lay := range layouts {
+	for _, lay := range append(layouts, nested) {
 		b.Run(lay.name, func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()

@@ -33,9 +33,9 @@ func newOverlay(base storer.EncodedObjectStorer) *overlay {
 }
 
 // put adds an object of the chain to the pack, as a delta against base (the version it
-// replaces at its path) when the chain wrote base, and keeps data (which the caller must
-// not change) as the base of the next version. An object already in the pack is not
-// added again.
+// replaces at its path) when the chain wrote base, and keeps a blob's data (which the
+// caller must not change) as the base of the next version. An object already in the pack
+// is not added again.
 func (o *overlay) put(typ plumbing.ObjectType, data []byte, base plumbing.Hash) (plumbing.Hash, error) {
 	h := objectHash(typ, data)
 	if _, ok := o.at[h]; ok {
@@ -53,9 +53,29 @@ func (o *overlay) put(typ plumbing.ObjectType, data []byte, base plumbing.Hash) 
 	}
 	o.at[h] = len(o.hashes)
 	o.hashes = append(o.hashes, h)
-	if typ == plumbing.BlobObject || typ == plumbing.TreeObject {
+	if typ == plumbing.BlobObject { // trees are rewritten through putPatched
 		o.latest[h] = data
 	}
+	return h, nil
+}
+
+// putPatched adds a rewritten tree of the chain: data is the tree base as the chain wrote
+// it, with the n bytes at offset at replaced (an entry's hash). Its delta is known without
+// comparing, and data is not kept: the caller patches the same bytes for the next commit.
+func (o *overlay) putPatched(typ plumbing.ObjectType, data []byte, base plumbing.Hash, at, n int) (plumbing.Hash, error) {
+	h := objectHash(typ, data)
+	if _, ok := o.at[h]; ok {
+		return h, nil
+	}
+	bi := -1
+	if j, ok := o.at[base]; ok && base != h {
+		bi = j
+	}
+	if err := o.pw.addPatch(typ, data, bi, at, n); err != nil {
+		return h, fmt.Errorf("pack %s %s: %w", typ, h, err)
+	}
+	o.at[h] = len(o.hashes)
+	o.hashes = append(o.hashes, h)
 	return h, nil
 }
 

@@ -76,27 +76,52 @@ const (
 // baseData) when base >= 0 and the delta is smaller than half the object, else whole. An
 // empty base is never used: go-git, which reads the pack into the cache, refuses it.
 func (pw *packWriter) add(typ plumbing.ObjectType, data []byte, base int, baseData []byte) error {
-	off := pw.buf.Len()
-	pw.offsets = append(pw.offsets, off)
-	err := pw.object(typ, data, base, baseData)
-	pw.crcs = append(pw.crcs, crc32.ChecksumIEEE(pw.buf.Bytes()[off:]))
-	return err
+	var delta []byte
+	if pw.deltaOK(base) && len(baseData) > 0 {
+		pw.delta = appendDelta(pw.delta[:0], baseData, data)
+		delta = pw.delta
+	}
+	return pw.addDelta(typ, data, base, delta)
 }
 
-func (pw *packWriter) object(typ plumbing.ObjectType, data []byte, base int, baseData []byte) error {
-	off := pw.offsets[len(pw.offsets)-1]
-	if base >= 0 && len(baseData) > 0 && pw.depth[base] < maxDeltaDepth {
-		pw.delta = appendDelta(pw.delta[:0], baseData, data)
-		if len(pw.delta) < len(data)/2 {
-			pw.depth = append(pw.depth, pw.depth[base]+1)
-			pw.header(packOfsDelta, len(pw.delta))
-			pw.ofs(off - pw.offsets[base])
-			return pw.deflate(pw.delta)
-		}
+// addPatch appends data, which is the object at index base (of the same size) with the
+// bytes at offset at replaced by data[at:at+n]: the delta is known without comparing, and
+// the base's content need not be kept.
+func (pw *packWriter) addPatch(typ plumbing.ObjectType, data []byte, base, at, n int) error {
+	var delta []byte
+	if pw.deltaOK(base) && len(data) > 0 {
+		d := appendVarint(appendVarint(pw.delta[:0], len(data)), len(data))
+		d = appendCopy(d, 0, at)
+		d = appendInsert(d, data[at:at+n])
+		pw.delta = appendCopy(d, at+n, len(data)-at-n)
+		delta = pw.delta
 	}
-	pw.depth = append(pw.depth, 0)
-	pw.header(int(typ), len(data))
-	return pw.deflate(data)
+	return pw.addDelta(typ, data, base, delta)
+}
+
+// deltaOK says whether an object may be stored as a delta against the one at index base.
+func (pw *packWriter) deltaOK(base int) bool {
+	return base >= 0 && pw.depth[base] < maxDeltaDepth
+}
+
+// addDelta appends data as delta (against the object at index base) when there is one and
+// it is smaller than half the object, else whole.
+func (pw *packWriter) addDelta(typ plumbing.ObjectType, data []byte, base int, delta []byte) error {
+	off := pw.buf.Len()
+	pw.offsets = append(pw.offsets, off)
+	var err error
+	if delta != nil && len(delta) < len(data)/2 {
+		pw.depth = append(pw.depth, pw.depth[base]+1)
+		pw.header(packOfsDelta, len(delta))
+		pw.ofs(off - pw.offsets[base])
+		err = pw.deflate(delta)
+	} else {
+		pw.depth = append(pw.depth, 0)
+		pw.header(int(typ), len(data))
+		err = pw.deflate(data)
+	}
+	pw.crcs = append(pw.crcs, crc32.ChecksumIEEE(pw.buf.Bytes()[off:]))
+	return err
 }
 
 // header writes an object's type and inflated size.
@@ -164,13 +189,19 @@ func appendDelta(d, base, target []byte) []byte {
 		suf++
 	}
 	d = appendCopy(d, 0, pre)
-	for mid := target[pre : len(target)-suf]; len(mid) > 0; {
-		k := min(len(mid), 0x7f)
-		d = append(d, byte(k))
-		d = append(d, mid[:k]...)
-		mid = mid[k:]
-	}
+	d = appendInsert(d, target[pre:len(target)-suf])
 	return appendCopy(d, len(base)-suf, suf)
+}
+
+// appendInsert appends insert instructions for b, 127 bytes at most each.
+func appendInsert(d, b []byte) []byte {
+	for len(b) > 0 {
+		k := min(len(b), 0x7f)
+		d = append(d, byte(k))
+		d = append(d, b[:k]...)
+		b = b[k:]
+	}
+	return d
 }
 
 // appendVarint appends a delta header's size: 7 bits a byte, least significant first.

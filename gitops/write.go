@@ -146,8 +146,8 @@ func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string,
 // changes, so a tree is rewritten by patching its 20 bytes in the encoding; a tree the
 // chain wrote is patched in place.
 func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, data []byte, objs *[]plumbing.Hash) (plumbing.Hash, error) {
-	ct, ok := st.trees[tree]
-	if ok {
+	ct, fromChain := st.trees[tree]
+	if fromChain {
 		delete(st.trees, tree) // replaced below: the chain never reads this version again
 	} else {
 		var err error
@@ -180,7 +180,13 @@ func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, da
 		}
 	}
 	copy(ct.data[slot.at:], next[:])
-	h, err := st.put(plumbing.TreeObject, bytes.Clone(ct.data), tree) // ct.data is patched again by the next commit
+	var h plumbing.Hash
+	var err error
+	if fromChain {
+		h, err = st.putPatched(plumbing.TreeObject, ct.data, tree, slot.at, len(next))
+	} else {
+		h, err = st.put(plumbing.TreeObject, ct.data, plumbing.ZeroHash) // its base is in the cache, not the pack
+	}
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
