@@ -52,7 +52,7 @@ func massRollbackOnce(b *testing.B, kube *kubetest.Env, kc *kubetest.Client, qps
 	if d, err := time.ParseDuration(os.Getenv("CANARYD_SCALE_LEAD")); err == nil {
 		lead = d
 	}
-	s := seedScale(b, dir, n, false, lead)
+	s := seedScale(b, dir, n, perFile, lead)
 	vss := kc.Dynamic.Resource(istio.VirtualServices).Namespace("default") // the specs' namespace
 	// The app and its DestinationRule, which every rollout's preflight reads.
 	app, err := os.ReadFile("../../deploy/sample/app.yaml")

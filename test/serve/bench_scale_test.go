@@ -25,7 +25,8 @@ var scaleRollouts = func() int {
 
 // BenchmarkScale runs scaleRollouts rollouts in one canaryd (gitops mode, Git only, no
 // gates), all due on one tick, over a file:// and a git:// (git daemon) remote, with one
-// VirtualService per file and all in one manifest. It reports the lateness of each step
+// VirtualService per file (in one folder, and a hundred to a folder) and all in one
+// manifest. It reports the lateness of each step
 // after its tick (when the push that carried it landed: p50, p99, max), the pushes that
 // carried the tick, canaryd's peak RSS and CPU seconds, and then a mass rollback: every
 // rollout, at 40 %, aborted at once through the API, and the time until every canary is
@@ -35,26 +36,26 @@ func BenchmarkScale(b *testing.B) {
 		b.Skip("starts canaryd serve")
 	}
 	canarydBinary(b)
-	for _, oneFile := range []bool{false, true} {
+	for _, layout := range []string{perFile, oneFile, nested} {
 		for _, transport := range []string{"file", "git"} {
-			name := map[bool]string{false: "file-per-rollout", true: "one-manifest"}[oneFile] + "/" + transport
+			name := layout + "/" + transport
 			b.Run(fmt.Sprintf("%s/n=%d", name, scaleRollouts), func(b *testing.B) {
 				for range b.N {
-					scaleOnce(b, oneFile, transport)
+					scaleOnce(b, layout, transport)
 				}
 			})
 		}
 	}
 }
 
-func scaleOnce(b *testing.B, oneFile bool, transport string) {
+func scaleOnce(b *testing.B, layout, transport string) {
 	n := scaleRollouts
 	dir := b.TempDir()
 	lead := 30*time.Second + time.Duration(n)*100*time.Millisecond // for the start-up, before the tick
 	if d, err := time.ParseDuration(os.Getenv("CANARYD_SCALE_LEAD")); err == nil {
 		lead = d
 	}
-	s := seedScale(b, dir, n, oneFile, lead)
+	s := seedScale(b, dir, n, layout, lead)
 	started := time.Now()
 	url := s.url
 	if transport == "git" {

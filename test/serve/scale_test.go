@@ -25,9 +25,16 @@ type scaleRepo struct {
 	cron    string // the rollouts' schedule, firing once a day at tick
 }
 
-// seedScale seeds the remote. oneFile puts every VirtualService in one manifest; else
-// each has its own. The tick is `lead` from now, on a whole second.
-func seedScale(t testing.TB, dir string, n int, oneFile bool, lead time.Duration) *scaleRepo {
+// The layouts of a scale repo's manifests: a file each in one folder, all in one
+// manifest, or a file each a hundred to a folder.
+const (
+	perFile = "file-per-rollout"
+	oneFile = "one-manifest"
+	nested  = "nested-folders"
+)
+
+// seedScale seeds the remote, its manifests laid out as layout says. The tick is `lead` from now, on a whole second.
+func seedScale(t testing.TB, dir string, n int, layout string, lead time.Duration) *scaleRepo {
 	t.Helper()
 	s := &scaleRepo{dir: filepath.Join(dir, "remote.git"), pushLog: filepath.Join(dir, "pushes.log")}
 	s.url = "file://" + s.dir
@@ -56,10 +63,14 @@ func seedScale(t testing.TB, dir string, n int, oneFile bool, lead time.Duration
 		name := fmt.Sprintf("s%04d", i)
 		m := strings.Replace(vs, "name: grpc-vs", "name: vs-"+name, 1)
 		manifest := "deploy/" + name + ".yaml"
-		if oneFile {
+		switch layout {
+		case oneFile:
 			manifest = "deploy/all.yaml"
 			all.WriteString("---\n" + m)
-		} else {
+		case nested:
+			manifest = fmt.Sprintf("deploy/g%03d/%s.yaml", i/100, name)
+			write(t, filepath.Join(work, manifest), m)
+		default:
 			write(t, filepath.Join(work, manifest), m)
 		}
 		write(t, filepath.Join(work, "rollouts", name+".yaml"), fmt.Sprintf(`apiVersion: canaryd.io/v1alpha1
@@ -76,7 +87,7 @@ spec:
   timeZone: UTC
 `, name, name, manifest, cron))
 	}
-	if oneFile {
+	if layout == oneFile {
 		write(t, filepath.Join(work, "deploy", "all.yaml"), all.String())
 	}
 	run(work, "add", "-A")
@@ -289,11 +300,11 @@ func TestManyRolloutsOneTick(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("CANARYD_SCALE_TEST_N")); err == nil {
 		n = v
 	}
-	for _, oneFile := range []bool{false, true} {
-		t.Run(map[bool]string{false: "file-per-rollout", true: "one-manifest"}[oneFile], func(t *testing.T) {
+	for _, layout := range []string{perFile, oneFile} {
+		t.Run(layout, func(t *testing.T) {
 			canarydBinary(t)
 			dir := t.TempDir()
-			s := seedScale(t, dir, n, oneFile, time.Hour) // no tick until retick
+			s := seedScale(t, dir, n, layout, time.Hour) // no tick until retick
 			started := time.Now()
 			startScale(t, dir, s.url)
 			s.waitSteps(t, n, "1/3", 5*time.Minute)
