@@ -177,22 +177,3 @@ func (m *manifest) verifyAll(es []routeEdit) error {
 	}
 	return nil
 }
-
-// Manifest is a manifest file parsed once, to read the weights of many routes in it: the
-// checks of every rollout whose route lives in one file parse it once, not once each.
-type Manifest struct{ m *manifest }
-
-// ParseManifest parses a manifest file for Weights.
-func ParseManifest(data []byte) (*Manifest, error) {
-	m, err := parseManifest(data)
-	if err != nil {
-		return nil, err
-	}
-	return &Manifest{m: m}, nil
-}
-
-// Weights returns the weights of ref's route, as ReadWeights does.
-func (m *Manifest) Weights(ref VSRef) (rollout.Weights, error) {
-	_, w, err := m.m.read(ref)
-	return w, err
-}
