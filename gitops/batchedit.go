@@ -152,11 +152,11 @@ func (m *manifest) verifyAll(es []routeEdit) error {
 			return fmt.Errorf("%s: wrote %s, read back %s (%v): %w", e.ref, e.w, got, err, ErrUnsupported)
 		}
 	}
-	before, err := decodeAll(m.data)
+	before, err := decodeNodes(m.docs) // from the parses at hand: no third pass over the text
 	if err != nil {
 		return err
 	}
-	decoded, err := decodeAll(out)
+	decoded, err := decodeNodes(after.docs)
 	if err != nil {
 		return err
 	}

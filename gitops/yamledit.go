@@ -418,6 +418,19 @@ func decodeAll(data []byte) ([]any, error) {
 	}
 }
 
+// decodeNodes decodes parsed documents as decodeAll decodes their text.
+func decodeNodes(docs []*yaml.Node) ([]any, error) {
+	out := make([]any, 0, len(docs))
+	for _, n := range docs {
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrParse, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // dropWeight deletes spec.http[route].route[dest].weight (or the kind's equivalent) from a
 // decoded document.
 func dropWeight(doc any, sh shape, route, dest int) bool {
