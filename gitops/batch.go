@@ -176,7 +176,7 @@ func (r *Repo) writeBatch(batch []*pendingWrite) {
 	var last error
 	for attempt := 1; attempt <= r.cfg.MaxAttempts; attempt++ {
 		var err error
-		if live, err = r.tryBatch(r.bg, live); err == nil {
+		if live, err = r.tryBatch(r.bg, live, attempt == 1); err == nil {
 			return
 		}
 		var rej *pushRejectedError
@@ -205,11 +205,12 @@ func (r *Repo) writeBatch(batch []*pendingWrite) {
 }
 
 // tryBatch is one attempt: bring the head up to date, check and edit every write, commit
-// them in a chain and push it. Asking the remote and fetching take at most
+// them in a chain and push it (with skipKnown, leaving out of the pack what the cache has;
+// a replay sends everything). Asking the remote and fetching take at most
 // Config.PushTimeout, and so does the push (building a long chain in between does not eat
 // into it). It resolves the writes that are done, refused or pushed, and returns the others
 // with the error that stopped them.
-func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWrite, error) {
+func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown bool) ([]*pendingWrite, error) {
 	ctx, cancel := context.WithTimeout(bg, r.cfg.PushTimeout)
 	defer cancel()
 	sess, adv, err := r.openPush(ctx)
@@ -235,6 +236,7 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite) ([]*pendingWr
 		return nil, nil
 	}
 	o := newOverlay(r.store)
+	o.skipKnown = skipKnown
 	tip, commits, err := r.chain(o, head, plan)
 	if err != nil {
 		return live, err

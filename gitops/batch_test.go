@@ -323,3 +323,56 @@ func BenchmarkBatch1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCompactAfterBatches has 1,000 rollouts ($CANARYD_BATCH_N) take 30 steps at once,
+// 30 batches, each installed in the cache as its own pack, and then a person push one
+// commit: it reports how long the sync that fetches it takes, compacting the cache's packs
+// included, and how many packs are left.
+func BenchmarkCompactAfterBatches(b *testing.B) {
+	needGit(b)
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("CANARYD_BATCH_N")); err == nil && v > 0 {
+		n = v
+	}
+	const batches = 30
+	lay := layouts[1] // a file each
+	for range b.N {
+		b.StopTimer()
+		rem := newRemote(b, lay.files(n))
+		r := openRepo(b, rem.url, nil)
+		docs := make([]*rollout.Document, n)
+		for i := range n {
+			docs[i] = docFor(b, i, lay.manifest(i))
+		}
+		own := make([]string, n)
+		for k := range batches {
+			from, to := rollout.CanaryAt(k%2*20), rollout.CanaryAt((k+1)%2*20)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: to, Base: from, BaseOwn: own[i]}
+					sha, err := r.SetWeights(ctxT(b), docs[i], c)
+					if err != nil {
+						b.Error(err)
+					}
+					own[i] = sha
+				})
+			}
+			wg.Wait()
+		}
+		work := personClone(b, rem.url)
+		writeFile(b, work, "NOTES.md", "a person's commit\n")
+		gitRun(b, work, "add", "NOTES.md")
+		gitRun(b, work, "commit", "-q", "-m", "notes")
+		gitRun(b, work, "push", "-q", "origin", "HEAD:main")
+		b.StartTimer()
+		start := time.Now()
+		if _, err := r.Sync(ctxT(b)); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "sync-s")
+		b.StopTimer()
+		packs, _ := filepath.Glob(filepath.Join(r.cachePath(), "objects", "pack", "*.pack"))
+		b.ReportMetric(float64(len(packs)), "packs")
+	}
+}

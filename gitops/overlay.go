@@ -25,6 +25,12 @@ type overlay struct {
 	// trees holds the chain's newest version of each tree it rewrote, so that the next
 	// commit patches it in place instead of decoding the tree again.
 	trees map[plumbing.Hash]*chainTree
+	// skipKnown leaves out of the pack the objects the cache has: the remote had each (the
+	// cache holds only what was fetched from it or pushed to it), and a pack that repeats
+	// an object (a manifest back at weights it held a run ago) can never be merged into
+	// the cache's other packs cheaply. Should the remote have lost one (a force-push and
+	// its gc), it refuses the push; the replay sends everything.
+	skipKnown bool
 }
 
 func newOverlay(base storer.EncodedObjectStorer) *overlay {
@@ -38,7 +44,7 @@ func newOverlay(base storer.EncodedObjectStorer) *overlay {
 // is not added again.
 func (o *overlay) put(typ plumbing.ObjectType, data []byte, base plumbing.Hash) (plumbing.Hash, error) {
 	h := objectHash(typ, data)
-	if _, ok := o.at[h]; ok {
+	if o.has(h) {
 		return h, nil
 	}
 	bi, bdata := -1, []byte(nil)
@@ -64,7 +70,7 @@ func (o *overlay) put(typ plumbing.ObjectType, data []byte, base plumbing.Hash) 
 // comparing, and data is not kept: the caller patches the same bytes for the next commit.
 func (o *overlay) putPatched(typ plumbing.ObjectType, data []byte, base plumbing.Hash, at, n int) (plumbing.Hash, error) {
 	h := objectHash(typ, data)
-	if _, ok := o.at[h]; ok {
+	if o.has(h) {
 		return h, nil
 	}
 	bi := -1
@@ -77,6 +83,14 @@ func (o *overlay) putPatched(typ plumbing.ObjectType, data []byte, base plumbing
 	o.at[h] = len(o.hashes)
 	o.hashes = append(o.hashes, h)
 	return h, nil
+}
+
+// has says whether h need not go into the pack: it is in it already, or in the cache.
+func (o *overlay) has(h plumbing.Hash) bool {
+	if _, ok := o.at[h]; ok {
+		return true
+	}
+	return o.skipKnown && o.EncodedObjectStorer.HasEncodedObject(h) == nil
 }
 
 // objectHash is an object's name: the SHA-1 of "TYPE SIZE\x00" and its content. It uses

@@ -274,25 +274,31 @@ func (p *builtPack) install(cache string) error {
 		return err
 	}
 	base := filepath.Join(dir, "pack-"+sum.String())
-	for _, f := range []struct {
-		ext  string
-		data []byte
-	}{{".idx", idx}, {".pack", p.data}} {
-		tmp, err := os.CreateTemp(dir, "tmp_pack_")
-		if err != nil {
-			return err
-		}
-		_, err = tmp.Write(f.data)
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), base+f.ext)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("install the pushed pack in %s: %w", dir, err)
-		}
+	if err := writeFileAtomic(dir, base+".idx", idx); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(dir, base+".pack", p.data); err != nil {
+		return err
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file in dir and renames it to name.
+func writeFileAtomic(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "tmp_pack_")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("install %s: %w", filepath.Base(name), err)
 	}
 	return nil
 }

@@ -116,10 +116,12 @@ func (r *Repo) push(ctx context.Context, sess transport.ReceivePackSession, old,
 	return nil
 }
 
-// isRejection reports whether a push error means the branch moved under us.
+// isRejection reports whether a push error means the branch moved under us, or that the
+// remote lacks an object the push left out because the cache has it (see
+// overlay.skipKnown): either way a replay, which sends everything, is the answer.
 func isRejection(msg string) bool {
 	for _, s := range []string{"non-fast-forward", "fetch first", "failed to lock", "incorrect old value",
-		"failed to update ref", "cannot lock ref", "stale info", "failed to update"} {
+		"failed to update ref", "cannot lock ref", "stale info", "failed to update", "missing necessary objects"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
