@@ -427,7 +427,7 @@ func (r *Repo) chain(st *overlay, head *object.Commit, plan []*plannedWrite) (ti
 	for _, pw := range plan {
 		applied[pw.m] = append(applied[pw.m], pw.e)
 		data := pw.m.apply(applied[pw.m])
-		commit, root, _, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
+		commit, root, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
 		if err != nil {
 			return tip, nil, fmt.Errorf("commit %q: %w", pw.p.doc.Name(), err)
 		}

@@ -120,27 +120,21 @@ func (r *Repo) RouteWeights(doc *rollout.Document, limit int64) (rollout.Weights
 	} else if size > limit {
 		return rollout.Weights{}, fmt.Errorf("%s is %d bytes, more than %d: %w", name, size, limit, ErrTooLarge)
 	}
-	k := routeAt{blob: blob, ref: RefOf(doc)}
-	if w, ok := r.routeWeights[k]; ok {
-		return w, nil
-	}
-	m, ok := r.parsed.get(blob)
-	if !ok {
+	return r.memoWeights(routeAt{blob: blob, ref: RefOf(doc)}, func() (*manifest, error) {
+		if m, ok := r.parsed.get(blob); ok {
+			return m, nil
+		}
 		data, err := r.readChecked(name, blob, limit)
 		if err != nil {
-			return rollout.Weights{}, err
+			return nil, err
 		}
-		if m, err = parseManifest(data); err != nil {
-			return rollout.Weights{}, err
+		m, err := parseManifest(data)
+		if err != nil {
+			return nil, err
 		}
 		r.parsed.put(blob, m, parsedSize(m))
-	}
-	_, w, err := m.read(k.ref)
-	if err != nil {
-		return w, err
-	}
-	r.noteWeights(k, w)
-	return w, nil
+		return m, nil
+	})
 }
 
 // lookup walks tree to the blob at name, refusing symbolic links and non-files on the way.

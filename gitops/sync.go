@@ -124,16 +124,22 @@ func (r *Repo) weightsAt(doc *rollout.Document, c *object.Commit) (rollout.Weigh
 	if err != nil {
 		return rollout.Weights{}, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
 	}
-	if w, ok := r.routeWeights[routeAt{blob: h, ref: ref}]; ok {
+	return r.memoWeights(routeAt{blob: h, ref: ref}, func() (*manifest, error) { return r.parsedAt(c, file) })
+}
+
+// memoWeights returns the weights of k's route in k's blob: remembered, or read from the
+// manifest parse returns and remembered.
+func (r *Repo) memoWeights(k routeAt, parse func() (*manifest, error)) (rollout.Weights, error) {
+	if w, ok := r.routeWeights[k]; ok {
 		return w, nil
 	}
-	m, err := r.parsedAt(c, file)
+	m, err := parse()
 	if err != nil {
 		return rollout.Weights{}, err
 	}
-	_, w, err := m.read(ref)
+	_, w, err := m.read(k.ref)
 	if err == nil {
-		r.noteWeights(routeAt{blob: h, ref: ref}, w)
+		r.noteWeights(k, w)
 	}
 	return w, err
 }

@@ -130,24 +130,24 @@ func isRejection(msg string) bool {
 }
 
 // writeCommit stores the blob of data at file, the trees on its path and a commit of them
-// on parent (whose tree is tree), and returns the commit, its tree and every new object.
+// on parent (whose tree is tree), and returns the commit and its tree.
 // Nothing else of the tree is read.
-func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, objs []plumbing.Hash, err error) {
+func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, err error) {
 	parts := strings.Split(path.Clean(file), "/")
-	if root, err = r.replaceInTree(st, tree, parts, data, &objs); err != nil {
-		return commit, root, nil, fmt.Errorf("rewrite tree for %s: %w", file, err)
+	if root, err = r.replaceInTree(st, tree, parts, data); err != nil {
+		return commit, root, fmt.Errorf("rewrite tree for %s: %w", file, err)
 	}
 	if commit, err = r.storeCommit(st, parent, root, msg); err != nil {
-		return commit, root, nil, err
+		return commit, root, err
 	}
-	return commit, root, append(objs, commit), nil
+	return commit, root, nil
 }
 
 // replaceInTree returns the hash of tree with the file at parts replaced by a blob of data,
-// storing the blob and every rewritten tree and adding them to objs. Only an entry's hash
+// storing the blob and every rewritten tree in st's pack. Only an entry's hash
 // changes, so a tree is rewritten by patching its 20 bytes in the encoding; a tree the
 // chain wrote is patched in place.
-func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, data []byte, objs *[]plumbing.Hash) (plumbing.Hash, error) {
+func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, data []byte) (plumbing.Hash, error) {
 	ct, fromChain := st.trees[tree]
 	if fromChain {
 		delete(st.trees, tree) // replaced below: the chain never reads this version again
@@ -171,13 +171,12 @@ func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, da
 		if next, err = st.put(plumbing.BlobObject, data, old); err != nil {
 			return plumbing.ZeroHash, err
 		}
-		*objs = append(*objs, next)
 	} else {
 		if slot.mode != filemode.Dir {
 			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
 		}
 		var err error
-		if next, err = r.replaceInTree(st, old, parts[1:], data, objs); err != nil {
+		if next, err = r.replaceInTree(st, old, parts[1:], data); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
@@ -192,7 +191,6 @@ func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, da
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	*objs = append(*objs, h)
 	st.trees[h] = ct
 	return h, nil
 }

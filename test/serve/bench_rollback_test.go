@@ -12,7 +12,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/canarydio/canaryd/istio"
 	"github.com/canarydio/canaryd/test/kubetest"
@@ -101,11 +100,7 @@ func massRollbackOnce(b *testing.B, kube *kubetest.Env, kc *kubetest.Client, qps
 			}
 		}
 	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	c := kube.Config
-	if err := clientcmd.WriteToFile(*clientcmdapiConfig(c.Host, c.CAData, c.CertData, c.KeyData, c.BearerToken), kubeconfig); err != nil {
-		b.Fatal(err)
-	}
+	kubeconfig := writeKubeconfig(b, dir, kube.Config)
 	listen, cmd := startScale(b, dir, s.url, fmt.Sprintf("kubernetes: {mode: apply, kubeconfig: %s, qps: %d, burst: %d}\n",
 		kubeconfig, qps, 2*qps))
 	s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "2/3" }, time.Until(s.tick)+5*time.Minute)

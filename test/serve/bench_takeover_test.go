@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/server"
 	"github.com/canarydio/canaryd/test/kubetest"
@@ -43,11 +41,7 @@ func BenchmarkTakeover(b *testing.B) {
 	if _, err := kc.Create(context.Background(), objs, false); err != nil {
 		b.Fatal(err)
 	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	c := kube.Config
-	if err := clientcmd.WriteToFile(*clientcmdapiConfig(c.Host, c.CAData, c.CertData, c.KeyData, c.BearerToken), kubeconfig); err != nil {
-		b.Fatal(err)
-	}
+	kubeconfig := writeKubeconfig(b, dir, kube.Config)
 	write(b, filepath.Join(dir, "token"), "bench-token\n")
 	type replica struct {
 		listen string

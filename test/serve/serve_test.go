@@ -14,20 +14,13 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/server"
 )
 
 // writeConfig writes canaryd.yaml (apply mode on the test's API server) and a kubeconfig.
 func (w *world) writeConfig() {
-	kubeconfig := filepath.Join(w.dir, "kubeconfig")
-	c := w.kube.Config
-	kc := clientcmdapiConfig(c.Host, c.CAData, c.CertData, c.KeyData, c.BearerToken)
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
-		w.t.Fatal(err)
-	}
+	kubeconfig := writeKubeconfig(w.t, w.dir, w.kube.Config)
 	write(w.t, filepath.Join(w.dir, "api-token"), w.token+"\n")
 	w.listen = freeAddr(w.t)
 	w.config = filepath.Join(w.dir, "canaryd.yaml")
