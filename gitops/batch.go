@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -237,7 +239,9 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown boo
 	}
 	o := newOverlay(r.store)
 	o.skipKnown = skipKnown
-	tip, commits, err := r.chain(o, head, plan)
+	groups := r.groupPlan(head, plan)
+	plan = slices.Concat(groups...)
+	tip, commits, err := r.chain(o, head, groups)
 	if err != nil {
 		return live, err
 	}
@@ -419,19 +423,139 @@ func (r *Repo) check(doc *rollout.Document, head *object.Commit, m *manifest, c 
 	return e, "", nil
 }
 
-// chain commits the planned writes one on another from head, each with its manifest as
-// the edits so far leave it, into st's pack, and returns the tip and each write's commit.
-func (r *Repo) chain(st *overlay, head *object.Commit, plan []*plannedWrite) (tip plumbing.Hash, commits []plumbing.Hash, err error) {
+// groupPlan splits the plan into the commits of its chain: one commit per write, unless
+// those commits would rewrite more than Config.ChainBytes of manifests and trees between
+// them (a commit rewrites its whole manifest and every tree on its path, so a batch of N
+// writes in a folder of N files, or in one manifest of N routes, costs N² to hash, here and
+// on the server). Then the writes of one manifest share a commit, and when that is still
+// too much, neighbouring manifests (in path order) do, in as many commits as the budget
+// holds. Backward moves never share a commit with forward ones, and come first.
+func (r *Repo) groupPlan(head *object.Commit, plan []*plannedWrite) [][]*plannedWrite {
+	var back, fwd []*plannedWrite
+	for _, pw := range plan {
+		if pw.p.c.Kind.Backward() {
+			back = append(back, pw)
+		} else {
+			fwd = append(fwd, pw)
+		}
+	}
+	dirs := map[string]int{}
+	var out [][]*plannedWrite
+	for _, part := range [][]*plannedWrite{back, fwd} {
+		out = append(out, r.group(head, part, dirs)...)
+	}
+	return out
+}
+
+// group is groupPlan for writes of one direction; dirs remembers the trees' sizes.
+func (r *Repo) group(head *object.Commit, part []*plannedWrite, dirs map[string]int) [][]*plannedWrite {
+	byFile := map[string][]*plannedWrite{}
+	cost := map[string]int{} // what a commit of the file rewrites
+	var files []string
+	each := 0
+	for _, pw := range part {
+		f := pw.p.doc.Spec.Manifest
+		if _, ok := cost[f]; !ok {
+			cost[f] = len(pw.m.data) + r.pathTreeBytes(head, f, dirs)
+			files = append(files, f)
+		}
+		each += cost[f]
+		byFile[f] = append(byFile[f], pw)
+	}
+	if each <= r.cfg.ChainBytes {
+		out := make([][]*plannedWrite, len(part))
+		for i, pw := range part {
+			out[i] = []*plannedWrite{pw}
+		}
+		return out
+	}
+	slices.Sort(files)
+	perFile := 0
+	for _, f := range files {
+		perFile += cost[f]
+	}
+	n := len(files)
+	if perFile > r.cfg.ChainBytes { // a commit of several files costs about one's trees
+		n = max(1, r.cfg.ChainBytes*len(files)/perFile)
+	}
+	out := make([][]*plannedWrite, 0, n)
+	for i := range n {
+		var g []*plannedWrite
+		for _, f := range files[i*len(files)/n : (i+1)*len(files)/n] {
+			g = append(g, byFile[f]...)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// pathTreeBytes is the size of the trees a commit of file rewrites (their encodings), by
+// the decoded trees of head; dirs remembers it by folder.
+func (r *Repo) pathTreeBytes(head *object.Commit, file string, dirs map[string]int) int {
+	file = path.Clean(file)
+	dir := path.Dir(file)
+	if n, ok := dirs[dir]; ok {
+		return n
+	}
+	r.treesMu.Lock()
+	defer r.treesMu.Unlock()
+	n, h := 0, head.TreeHash
+	parts := strings.Split(file, "/")
+	for _, part := range parts[:len(parts)-1] {
+		t, err := r.tree(h)
+		if err != nil {
+			break
+		}
+		n += encodedTreeSize(t)
+		e, err := t.FindEntry(part)
+		if err != nil {
+			break
+		}
+		h = e.Hash
+	}
+	if t, err := r.tree(h); err == nil {
+		n += encodedTreeSize(t)
+	}
+	dirs[dir] = n
+	return n
+}
+
+// encodedTreeSize is the size of a tree's encoding: "MODE NAME\0HASH" per entry.
+func encodedTreeSize(t *object.Tree) int {
+	n := 0
+	for _, e := range t.Entries {
+		n += len(e.Name) + 28
+	}
+	return n
+}
+
+// chain commits the planned writes, a commit per group, one on another from head, each
+// with its manifests as the edits so far leave them, into st's pack, and returns the tip
+// and each write's commit (in the groups' order).
+func (r *Repo) chain(st *overlay, head *object.Commit, groups [][]*plannedWrite) (tip plumbing.Hash, commits []plumbing.Hash, err error) {
 	tip, tree := head.Hash, head.TreeHash
 	applied := map[*manifest][]routeEdit{}
-	for _, pw := range plan {
-		applied[pw.m] = append(applied[pw.m], pw.e)
-		data := pw.m.apply(applied[pw.m])
-		commit, root, err := r.writeCommit(st, tip, tree, pw.p.doc.Spec.Manifest, data, Message(pw.p.doc, pw.p.c))
-		if err != nil {
-			return tip, nil, fmt.Errorf("commit %q: %w", pw.p.doc.Name(), err)
+	for _, g := range groups {
+		moves := make([]moveOf, len(g))
+		for i, pw := range g {
+			applied[pw.m] = append(applied[pw.m], pw.e)
+			moves[i] = moveOf{doc: pw.p.doc, c: pw.p.c}
 		}
-		commits = append(commits, commit)
+		var edits []fileEdit
+		done := map[*manifest]bool{}
+		for _, pw := range g {
+			if !done[pw.m] {
+				done[pw.m] = true
+				edits = append(edits, newFileEdit(pw.p.doc.Spec.Manifest, pw.m.apply(applied[pw.m])))
+			}
+		}
+		commit, root, err := r.writeCommit(st, tip, tree, edits, batchMessage(moves))
+		if err != nil {
+			return tip, nil, fmt.Errorf("commit %q: %w", g[0].p.doc.Name(), err)
+		}
+		for range g {
+			commits = append(commits, commit)
+		}
 		tip, tree = commit, root
 	}
 	return tip, commits, nil
@@ -452,6 +576,17 @@ func (r *Repo) afterPush(old plumbing.Hash, plan []*plannedWrite, commits []plum
 	if c, err := object.GetCommit(r.store, tip); err == nil {
 		tipTree = c.TreeHash
 	}
+	objs := map[plumbing.Hash]*object.Commit{} // a commit that carries many writes is read once
+	decoded := func(h plumbing.Hash) (*object.Commit, error) {
+		if c, ok := objs[h]; ok {
+			return c, nil
+		}
+		c, err := object.GetCommit(r.store, h)
+		if err == nil {
+			objs[h] = c
+		}
+		return c, err
+	}
 	for i, pw := range plan {
 		name := pw.p.doc.Name()
 		if h, err := r.entryAt(tipTree, pw.p.doc.Spec.Manifest); err == nil && !tipTree.IsZero() {
@@ -459,8 +594,9 @@ func (r *Repo) afterPush(old plumbing.Hash, plan []*plannedWrite, commits []plum
 			// (verifyPlan read them back), with no parse.
 			r.noteWeights(routeAt{blob: h, ref: RefOf(pw.p.doc)}, pw.p.c.Weights)
 		}
-		if obj, err := object.GetCommit(r.store, commits[i]); err == nil {
-			rec := recordOf(pw.p.doc, obj, trailers(obj.Message))
+		if obj, err := decoded(commits[i]); err == nil {
+			t, _ := r.ownTrailers(obj, name)
+			rec := recordOf(pw.p.doc, obj, t)
 			r.newest[name] = newest{head: tip, rec: &rec}
 		} else {
 			delete(r.newest, name)

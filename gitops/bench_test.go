@@ -205,7 +205,7 @@ func localCommit(b *testing.B, r *Repo, doc *rollout.Document, i int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, _, err := r.writeCommit(newOverlay(r.store), head.Hash, head.TreeHash, doc.Spec.Manifest, out, Message(doc, c)); err != nil {
+	if _, _, err := r.writeCommit(newOverlay(r.store), head.Hash, head.TreeHash, []fileEdit{newFileEdit(doc.Spec.Manifest, out)}, Message(doc, c)); err != nil {
 		b.Fatal(err)
 	}
 }

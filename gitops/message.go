@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing/object"
+
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -47,6 +49,61 @@ func Message(doc *rollout.Document, c rollout.Commit) string {
 	}
 	if c.Actor != "" {
 		trailer(TrailerActor, c.Actor)
+	}
+	return b.String()
+}
+
+// moveOf is one rollout's move in a commit.
+type moveOf struct {
+	doc *rollout.Document
+	c   rollout.Commit
+}
+
+// batchMessage returns the message of a commit that carries several rollouts' moves (one
+// move alone gets Message): a subject that counts them, each rollout's sentence, a blank
+// line, and each rollout's trailers in turn, every group starting with its Rollout trailer,
+// e.g.
+//
+//	2 rollouts: step ×2
+//
+//	grpc-a: step 2/3, canary v2 at 40%
+//	grpc-b: step 2/3, canary v2 at 40%
+//
+//	Rollout: grpc-a
+//	Rollout-Kind: step
+//	...
+//	Rollout: grpc-b
+//	...
+func batchMessage(moves []moveOf) string {
+	if len(moves) == 1 {
+		return Message(moves[0].doc, moves[0].c)
+	}
+	var kinds []string
+	count := map[string]int{}
+	for _, m := range moves {
+		k := m.c.Kind.TrailerKind()
+		if count[k] == 0 {
+			kinds = append(kinds, k)
+		}
+		count[k]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d rollouts:", len(moves)) // no rollout's name has a space
+	for i, k := range kinds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " %s ×%d", k, count[k])
+	}
+	b.WriteString("\n\n")
+	for _, m := range moves {
+		b.WriteString(subject(m.doc, m.c))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	for _, m := range moves {
+		msg := Message(m.doc, m.c)
+		b.WriteString(msg[strings.Index(msg, "\n\n")+2:])
 	}
 	return b.String()
 }
@@ -104,42 +161,101 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// trailers returns the trailers of a commit message: the "Key: value" lines of its last
-// paragraph. The first value of a key wins.
-func trailers(msg string) map[string]string {
+// sections returns the trailers of a commit message, one map per rollout: the last
+// paragraph's "Key: value" lines, split where a Rollout trailer starts the next rollout's
+// (a batch commit carries several). Lines before the first Rollout trailer belong to the
+// first section. Within a section the first value of a key wins. A subject alone has none.
+func sections(msg string) []map[string]string {
 	msg = strings.TrimRight(strings.ReplaceAll(msg, "\r\n", "\n"), "\n")
-	last := msg
-	if i := strings.LastIndex(msg, "\n\n"); i >= 0 {
-		last = msg[i+2:]
-	} else {
-		return nil // a subject alone has no trailers
+	i := strings.LastIndex(msg, "\n\n")
+	if i < 0 {
+		return nil
 	}
-	t := map[string]string{}
-	for _, line := range strings.Split(last, "\n") {
+	var out []map[string]string
+	cur := map[string]string{}
+	for line := range strings.SplitSeq(msg[i+2:], "\n") {
 		k, v, ok := strings.Cut(line, ": ")
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
 			continue
 		}
-		if _, dup := t[k]; !dup {
-			t[k] = strings.TrimSpace(v)
+		if _, named := cur[TrailerRollout]; named && k == TrailerRollout {
+			out, cur = append(out, cur), map[string]string{}
+		}
+		if _, dup := cur[k]; !dup {
+			cur[k] = strings.TrimSpace(v)
 		}
 	}
-	return t
+	return append(out, cur)
 }
 
-// ownedBy reports whether a commit message carries canaryd's trailers for the rollout.
+// ownedBy reports whether a commit message carries canaryd's trailers for the rollout, and
+// returns them.
 func ownedBy(msg, name string) (map[string]string, bool) {
-	t := trailers(msg)
-	if t[TrailerRollout] != name || t[TrailerWeights] == "" {
-		return nil, false
+	if !strings.Contains(msg, TrailerRollout+": "+name) {
+		return nil, false // most commits of a busy repo are other rollouts'
 	}
-	return t, true
+	for _, t := range sections(msg) {
+		if t[TrailerRollout] == name && t[TrailerWeights] != "" {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// maxGroups bounds Repo.groups by the rollouts its commits carry (a few hundred bytes each).
+const maxGroups = 100000
+
+// ownTrailers is ownedBy for commit c, reading a big commit's groups once. The caller holds
+// the repo lock.
+func (r *Repo) ownTrailers(c *object.Commit, name string) (map[string]string, bool) {
+	if len(c.Message) < 4096 || !strings.Contains(c.Message, TrailerRollout+": "+name) {
+		return ownedBy(c.Message, name)
+	}
+	by, ok := r.groups[c.Hash]
+	if !ok {
+		by = map[string]map[string]string{}
+		owned(c.Message, func(n string, t map[string]string) {
+			if _, dup := by[n]; !dup {
+				by[n] = t
+			}
+		})
+		if r.groupsN += len(by); r.groupsN > maxGroups {
+			clear(r.groups)
+			r.groupsN = len(by)
+		}
+		r.groups[c.Hash] = by
+	}
+	t, ok := by[name]
+	return t, ok
+}
+
+// owned calls fn with each rollout's trailers that a commit message carries.
+func owned(msg string, fn func(name string, t map[string]string)) {
+	for _, t := range sections(msg) {
+		if name := t[TrailerRollout]; name != "" && t[TrailerWeights] != "" {
+			fn(name, t)
+		}
+	}
+}
+
+// sentenceOf is the sentence a commit says of the rollout: its subject, or in a batch
+// commit the line of its body that starts with the rollout's name.
+func sentenceOf(msg, name string) string {
+	subj, body, _ := strings.Cut(msg, "\n")
+	if strings.HasPrefix(subj, name+": ") {
+		return subj
+	}
+	for line := range strings.SplitSeq(body, "\n") {
+		if strings.HasPrefix(line, name+": ") {
+			return line
+		}
+	}
+	return subj
 }
 
 // kindOf tells what a canaryd commit did from its subject, as subject writes it.
 func kindOf(msg, name string) rollout.MoveKind {
-	s, _, _ := strings.Cut(msg, "\n")
-	s = strings.TrimPrefix(s, name+": ")
+	s := strings.TrimPrefix(sentenceOf(msg, name), name+": ")
 	switch {
 	case strings.HasPrefix(s, "roll back"):
 		return rollout.Rollback

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -64,6 +65,10 @@ type Config struct {
 	// (default 100ms; negative: no wait). A batch that holds a rollback or an abort is
 	// written at once.
 	BatchWindow time.Duration
+	// ChainBytes bounds what a batch's commits rewrite between them (default 64 MiB): a
+	// batch whose commits, one per rollout, would rewrite more of manifests and trees is
+	// written as fewer commits, each carrying several rollouts' trailers.
+	ChainBytes int
 	// FetchTimeout bounds each fetch and PushTimeout each push attempt (default 1m each):
 	// a remote that accepts and then stays silent costs at most that.
 	FetchTimeout, PushTimeout time.Duration
@@ -113,7 +118,15 @@ type Repo struct {
 	// a sync reports every rollout, and with thousands of manifests the parsed cache
 	// cannot hold them all, so each report would parse its manifest again.
 	routeWeights map[routeAt]rollout.Weights
-	changed      changedPaths // files changed since earlier heads, at one head (guarded by mu)
+	// groups caches a big commit's trailers by rollout (guarded by mu), read once: a batch
+	// commit that carries a thousand rollouts is asked about each of them. groupsN counts
+	// the rollouts it holds, to bound it.
+	groups  map[plumbing.Hash]map[string]map[string]string
+	groupsN int
+	// headCommit is the head as last decoded (callers never change a commit): a batch
+	// commit's message can be a megabyte, and the head is read on every report.
+	headCommit atomic.Pointer[object.Commit]
+	changed    changedPaths // files changed since earlier heads, at one head (guarded by mu)
 
 	// The write queue: SetWeights queues its write, and one flusher goroutine (running
 	// while the queue is not empty) writes batches of them. qmu guards queue and flushing;
@@ -147,7 +160,7 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 		mu:     newRepoLock(), docs: map[string]*rollout.Document{}, newest: map[string]newest{},
 		changes: map[string]explained{}, kick: make(chan struct{}, 1), trees: newByteCache[*object.Tree](maxTreeBytes),
 		urgent: make(chan struct{}, 1), parsed: newByteCache[*manifest](maxParsedBytes),
-		routeWeights: map[routeAt]rollout.Weights{},
+		routeWeights: map[routeAt]rollout.Weights{}, groups: map[plumbing.Hash]map[string]map[string]string{},
 	}
 	r.bg, r.stopBg = context.WithCancel(context.Background())
 	var err error
@@ -192,6 +205,9 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 50 * time.Millisecond
+	}
+	if cfg.ChainBytes <= 0 {
+		cfg.ChainBytes = 64 << 20
 	}
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = 100 * time.Millisecond
@@ -302,10 +318,14 @@ func (r *Repo) head() (*object.Commit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", r.cfg.Branch, r.url, err)
 	}
+	if c := r.headCommit.Load(); c != nil && c.Hash == ref.Hash() {
+		return c, nil
+	}
 	c, err := object.GetCommit(r.store, ref.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("head %s of %s: %w", ref.Hash(), r.url, err)
 	}
+	r.headCommit.Store(c)
 	return c, nil
 }
 

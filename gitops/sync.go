@@ -43,7 +43,7 @@ func (r *Repo) latest(doc *rollout.Document, head *object.Commit) *rollout.Recor
 			found = cached.rec
 			break
 		}
-		if t, own := ownedBy(c.Message, name); own {
+		if t, own := r.ownTrailers(c, name); own {
 			rec := recordOf(doc, c, t)
 			found = &rec
 			break
@@ -80,13 +80,12 @@ func (r *Repo) latestAll(head *object.Commit) {
 				found[name], done[name] = r.newest[name].rec, true
 			}
 		}
-		t := trailers(c.Message)
-		if name := t[TrailerRollout]; name != "" && t[TrailerWeights] != "" {
+		owned(c.Message, func(name string, t map[string]string) {
 			if d, ok := missing[name]; ok && !done[name] {
 				rec := recordOf(d, c, t)
 				found[name], done[name] = &rec, true
 			}
-		}
+		})
 		c = r.parent(c)
 	}
 	for n := range missing {
@@ -216,12 +215,12 @@ func (r *Repo) classify(doc *rollout.Document, c *object.Commit, w rollout.Weigh
 	if ch.Author == "" {
 		ch.Author = c.Author.Email
 	}
-	if _, own := ownedBy(c.Message, name); own {
+	if r.isOwn(c, name) {
 		ch.Cause = rollout.CauseCanaryd
 		return ch
 	}
 	if m := revertRe.FindStringSubmatch(c.Message); m != nil {
-		if rc, err := object.GetCommit(r.store, plumbing.NewHash(m[1])); len(m[1]) < 40 || err == nil && isOwn(rc, name) {
+		if rc, err := object.GetCommit(r.store, plumbing.NewHash(m[1])); len(m[1]) < 40 || err == nil && r.isOwn(rc, name) {
 			ch.Cause, ch.Reverts = rollout.CauseRevert, m[1]
 			return ch
 		}
@@ -232,8 +231,8 @@ func (r *Repo) classify(doc *rollout.Document, c *object.Commit, w rollout.Weigh
 	return ch
 }
 
-func isOwn(c *object.Commit, name string) bool {
-	_, own := ownedBy(c.Message, name)
+func (r *Repo) isOwn(c *object.Commit, name string) bool {
+	_, own := r.ownTrailers(c, name)
 	return own
 }
 
@@ -245,7 +244,7 @@ func (r *Repo) restoredStep(doc *rollout.Document, c *object.Commit) string {
 	newest := ""
 	p := r.parent(c)
 	for n := 0; p != nil && n < min(r.cfg.MaxWalk, 1000); n++ {
-		if isOwn(p, name) {
+		if r.isOwn(p, name) {
 			if newest != "" && r.blobAt(p, file) == blob {
 				return newest
 			}
@@ -406,10 +405,11 @@ func (r *Repo) indexHistory(ctx context.Context, head *object.Commit, doc *rollo
 				return err
 			}
 		}
-		t := trailers(c.Message)
-		if d, ok := docs[t[TrailerRollout]]; ok && t[TrailerWeights] != "" {
-			idx.byName[d.Name()] = append(idx.byName[d.Name()], eventsOf(d, c, t)...)
-		}
+		owned(c.Message, func(name string, t map[string]string) {
+			if d, ok := docs[name]; ok {
+				idx.byName[name] = append(idx.byName[name], eventsOf(d, c, t)...)
+			}
+		})
 		c = r.parent(c)
 	}
 	r.history = idx
@@ -439,13 +439,19 @@ func (r *Repo) extendHistory(head *object.Commit) bool {
 			r.history.head = head.Hash
 			return true
 		}
-		t := trailers(c.Message)
-		if _, indexed := r.history.byName[t[TrailerRollout]]; indexed && t[TrailerWeights] != "" {
-			d := docs[t[TrailerRollout]]
-			if d == nil {
-				return false // indexed for a document no longer managed: read again
+		stale := false
+		owned(c.Message, func(name string, t map[string]string) {
+			if _, indexed := r.history.byName[name]; indexed {
+				d := docs[name]
+				if d == nil {
+					stale = true // indexed for a document no longer managed: read again
+					return
+				}
+				fresh[name] = append(fresh[name], eventsOf(d, c, t)...)
 			}
-			fresh[d.Name()] = append(fresh[d.Name()], eventsOf(d, c, t)...)
+		})
+		if stale {
+			return false
 		}
 		c = r.parent(c)
 	}
@@ -470,13 +476,15 @@ func recordOf(doc *rollout.Document, c *object.Commit, t map[string]string) roll
 	if !ok {
 		kind = kindOf(c.Message, doc.Name())
 	}
-	subj, _, _ := strings.Cut(c.Message, "\n")
+	subj := sentenceOf(c.Message, doc.Name())
 	author := c.Author.Name
 	if author == "" {
 		author = c.Author.Email
 	}
+	// Cloned: a record outlives its commit, whose message a batch commit makes big.
 	return rollout.Record{Commit: c.Hash.String(), Kind: kind, Run: run, Step: k, Steps: steps, Weights: w,
-		Actor: t[TrailerActor], Reason: t[TrailerReason], Author: author, Time: c.Committer.When, Subject: subj}
+		Actor: strings.Clone(t[TrailerActor]), Reason: strings.Clone(t[TrailerReason]), Author: author,
+		Time: c.Committer.When, Subject: strings.Clone(subj)}
 }
 
 // eventsOf turns one canaryd commit into history events, newest first.

@@ -202,7 +202,7 @@ func FuzzMessage(f *testing.F) {
 	f.Add("", "bob: by hand", 3, 3, 100)
 	doc := parseDoc(f, sampleSpec)
 	f.Fuzz(func(t *testing.T, reason, actor string, run, step, canary int) {
-		_ = trailers(reason) // any text parses
+		_ = sections(reason) // any text parses
 		c := rollout.Commit{Kind: rollout.Forward, Run: run, Step: step, Steps: 3,
 			Weights: rollout.CanaryAt(((canary % 101) + 101) % 101), Reason: reason, Actor: actor}
 		msg := Message(doc, c)
@@ -218,6 +218,23 @@ func FuzzMessage(f *testing.F) {
 		}
 		if subj, _, _ := strings.Cut(msg, "\n"); !strings.HasPrefix(subj, doc.Name()+": ") {
 			t.Fatalf("subject %q", subj)
+		}
+		// In a batch commit each rollout's trailers and sentence read back as its own.
+		other := *doc
+		other.Metadata.Name = doc.Name() + "-b"
+		oc := rollout.Commit{Kind: rollout.Abort, Run: run + 1, Weights: rollout.CanaryAt(0), Reason: actor, Actor: reason}
+		batch := batchMessage([]moveOf{{doc: doc, c: c}, {doc: &other, c: oc}})
+		for _, m := range []moveOf{{doc: doc, c: c}, {doc: &other, c: oc}} {
+			tr, own := ownedBy(batch, m.doc.Name())
+			if !own || tr[TrailerRun] != strconv.Itoa(m.c.Run) || tr[TrailerReason] != oneLine(m.c.Reason) || tr[TrailerKind] != m.c.Kind.TrailerKind() {
+				t.Fatalf("batch trailers of %s: %v, %t; want run %d, reason %q:\n%s", m.doc.Name(), tr, own, m.c.Run, m.c.Reason, batch)
+			}
+			if got, want := sentenceOf(batch, m.doc.Name()), subject(m.doc, m.c); got != want {
+				t.Fatalf("sentence of %s = %q, want %q", m.doc.Name(), got, want)
+			}
+		}
+		if n := len(sections(batch)); n != 2 {
+			t.Fatalf("batch has %d sections, want 2:\n%s", n, batch)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,13 +130,23 @@ func isRejection(msg string) bool {
 	return false
 }
 
-// writeCommit stores the blob of data at file, the trees on its path and a commit of them
-// on parent (whose tree is tree), and returns the commit and its tree.
-// Nothing else of the tree is read.
-func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string, data []byte, msg string) (commit, root plumbing.Hash, err error) {
-	parts := strings.Split(path.Clean(file), "/")
-	if root, err = r.replaceInTree(st, tree, parts, data); err != nil {
-		return commit, root, fmt.Errorf("rewrite tree for %s: %w", file, err)
+// fileEdit is a file a commit rewrites: its path (split) and its new content.
+type fileEdit struct {
+	file  string
+	parts []string
+	data  []byte
+}
+
+func newFileEdit(file string, data []byte) fileEdit {
+	return fileEdit{file: file, parts: strings.Split(path.Clean(file), "/"), data: data}
+}
+
+// writeCommit stores the blob of each edit, the trees on their paths and a commit of them
+// on parent (whose tree is tree), and returns the commit and its tree. Nothing else of the
+// tree is read, and each rewritten tree is hashed once, however many of its files change.
+func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, edits []fileEdit, msg string) (commit, root plumbing.Hash, err error) {
+	if root, err = r.replaceInTree(st, tree, edits); err != nil {
+		return commit, root, err
 	}
 	if commit, err = r.storeCommit(st, parent, root, msg); err != nil {
 		return commit, root, err
@@ -143,11 +154,11 @@ func (r *Repo) writeCommit(st *overlay, parent, tree plumbing.Hash, file string,
 	return commit, root, nil
 }
 
-// replaceInTree returns the hash of tree with the file at parts replaced by a blob of data,
-// storing the blob and every rewritten tree in st's pack. Only an entry's hash
-// changes, so a tree is rewritten by patching its 20 bytes in the encoding; a tree the
-// chain wrote is patched in place.
-func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, data []byte) (plumbing.Hash, error) {
+// replaceInTree returns the hash of tree with each edit's file (below tree, at its parts)
+// replaced by a blob of its data, storing the blobs and every rewritten tree in st's pack.
+// Only entries' hashes change, so a tree is rewritten by patching them in its encoding; a
+// tree the chain wrote is patched in place, and its delta is the span of bytes patched.
+func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, edits []fileEdit) (plumbing.Hash, error) {
 	ct, fromChain := st.trees[tree]
 	if fromChain {
 		delete(st.trees, tree) // replaced below: the chain never reads this version again
@@ -157,34 +168,47 @@ func (r *Repo) replaceInTree(st *overlay, tree plumbing.Hash, parts []string, da
 			return plumbing.ZeroHash, err
 		}
 	}
-	slot, ok := ct.slots[parts[0]]
-	if !ok {
-		return plumbing.ZeroHash, fmt.Errorf("%s: %w", parts[0], object.ErrFileNotFound)
-	}
-	var old, next plumbing.Hash
-	copy(old[:], ct.data[slot.at:])
-	if len(parts) == 1 {
-		if !slot.mode.IsFile() {
-			return plumbing.ZeroHash, fmt.Errorf("%s is not a file", parts[0])
+	var names []string
+	below := map[string][]fileEdit{}
+	for _, e := range edits {
+		if _, ok := below[e.parts[0]]; !ok {
+			names = append(names, e.parts[0])
 		}
+		below[e.parts[0]] = append(below[e.parts[0]], fileEdit{file: e.file, parts: e.parts[1:], data: e.data})
+	}
+	lo, hi := len(ct.data), 0
+	for _, name := range names {
+		es := below[name]
+		slot, ok := ct.slots[name]
+		if !ok {
+			return plumbing.ZeroHash, fmt.Errorf("rewrite tree for %s: %s: %w", es[0].file, name, object.ErrFileNotFound)
+		}
+		var old, next plumbing.Hash
+		copy(old[:], ct.data[slot.at:])
 		var err error
-		if next, err = st.put(plumbing.BlobObject, data, old); err != nil {
+		switch {
+		case len(es[0].parts) == 0 && len(es) == 1:
+			if !slot.mode.IsFile() {
+				return plumbing.ZeroHash, fmt.Errorf("rewrite tree for %s: %s is not a file", es[0].file, name)
+			}
+			next, err = st.put(plumbing.BlobObject, es[0].data, old)
+		case slices.ContainsFunc(es, func(e fileEdit) bool { return len(e.parts) == 0 }):
+			return plumbing.ZeroHash, fmt.Errorf("rewrite tree for %s: %s is both a file and a directory, or written twice", es[0].file, name)
+		case slot.mode != filemode.Dir:
+			return plumbing.ZeroHash, fmt.Errorf("rewrite tree for %s: %s is not a directory", es[0].file, name)
+		default:
+			next, err = r.replaceInTree(st, old, es)
+		}
+		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-	} else {
-		if slot.mode != filemode.Dir {
-			return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", parts[0])
-		}
-		var err error
-		if next, err = r.replaceInTree(st, old, parts[1:], data); err != nil {
-			return plumbing.ZeroHash, err
-		}
+		copy(ct.data[slot.at:], next[:])
+		lo, hi = min(lo, slot.at), max(hi, slot.at+len(next))
 	}
-	copy(ct.data[slot.at:], next[:])
 	var h plumbing.Hash
 	var err error
 	if fromChain {
-		h, err = st.putPatched(plumbing.TreeObject, ct.data, tree, slot.at, len(next))
+		h, err = st.putPatched(plumbing.TreeObject, ct.data, tree, lo, hi-lo)
 	} else {
 		h, err = st.put(plumbing.TreeObject, ct.data, plumbing.ZeroHash) // its base is in the cache, not the pack
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -247,19 +246,8 @@ type scaleCommit struct{ sha, rollout, step, kind string }
 func (s *scaleRepo) waitFast(b *testing.B, n int, cond func(scaleCommit) bool, timeout time.Duration) map[string]scaleCommit {
 	deadline := time.Now().Add(timeout)
 	for {
-		o, err := exec.Command("git", "--git-dir", s.dir, "log", "main", "--format=%H|"+
-			"%(trailers:key=Rollout,valueonly,separator=)|%(trailers:key=Rollout-Step,valueonly,separator=)|"+
-			"%(trailers:key=Rollout-Kind,valueonly,separator=)").Output()
-		if err != nil {
-			b.Fatal(err)
-		}
 		got := map[string]scaleCommit{}
-		for _, line := range strings.Split(string(o), "\n") {
-			f := strings.Split(strings.TrimSpace(line), "|")
-			if len(f) != 4 || f[1] == "" {
-				continue
-			}
-			c := scaleCommit{sha: f[0], rollout: f[1], step: f[2], kind: f[3]}
+		for _, c := range logSections(b, s.dir) {
 			if _, seen := got[c.rollout]; !seen && cond(c) {
 				got[c.rollout] = c
 			}

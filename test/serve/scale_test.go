@@ -183,7 +183,8 @@ func (s *scaleRepo) landed(t testing.TB) map[string]int {
 }
 
 // stepCommits returns, by rollout, the commits on main whose trailers (as git
-// interpret-trailers --parse reads them) say Rollout-Step step.
+// interpret-trailers --parse reads them) say Rollout-Step step for it. A commit may carry
+// several rollouts' trailers (a batch over its budget), each group led by its Rollout.
 func (s *scaleRepo) stepCommits(t testing.TB, step string) map[string][]string {
 	t.Helper()
 	o, err := exec.Command("git", "--git-dir", s.dir, "rev-list", "main").Output()
@@ -198,11 +199,12 @@ func (s *scaleRepo) stepCommits(t testing.TB, step string) map[string][]string {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			tr := gitTrailers(t, s.dir, sha)
-			if tr["Rollout-Step"] == step && tr["Rollout"] != "" {
-				mu.Lock()
-				out[tr["Rollout"]] = append(out[tr["Rollout"]], sha)
-				mu.Unlock()
+			for _, tr := range gitSections(t, s.dir, sha) {
+				if tr["Rollout-Step"] == step && tr["Rollout"] != "" {
+					mu.Lock()
+					out[tr["Rollout"]] = append(out[tr["Rollout"]], sha)
+					mu.Unlock()
+				}
 			}
 		})
 	}
@@ -210,21 +212,60 @@ func (s *scaleRepo) stepCommits(t testing.TB, step string) map[string][]string {
 	return out
 }
 
-// gitTrailers reads a commit's trailers with git interpret-trailers --parse.
-func gitTrailers(t testing.TB, dir, sha string) map[string]string {
+// gitSections reads a commit's trailers with git interpret-trailers --parse, one map per
+// rollout: a Rollout trailer starts the next.
+func gitSections(t testing.TB, dir, sha string) []map[string]string {
 	cmd := exec.Command("sh", "-c", "git --git-dir '"+dir+"' log -1 --format=%B "+sha+" | git interpret-trailers --parse")
 	o, err := cmd.Output()
 	if err != nil {
 		t.Errorf("interpret-trailers of %s: %v", sha, err)
 		return nil
 	}
-	tr := map[string]string{}
+	var secs []map[string]string
 	for _, line := range strings.Split(strings.TrimSpace(string(o)), "\n") {
-		if k, v, ok := strings.Cut(line, ": "); ok {
-			tr[k] = v
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		if k == "Rollout" || len(secs) == 0 {
+			secs = append(secs, map[string]string{})
+		}
+		secs[len(secs)-1][k] = v
+	}
+	return secs
+}
+
+// logSections reads main's commits, newest first, with one git log: a scaleCommit for each
+// rollout's trailers in each commit.
+func logSections(t testing.TB, dir string) []scaleCommit {
+	t.Helper()
+	o, err := exec.Command("git", "--git-dir", dir, "log", "main",
+		"--format=%H%x1e%(trailers:key=Rollout,key=Rollout-Step,key=Rollout-Kind,separator=%x1f)").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []scaleCommit
+	for _, line := range strings.Split(string(o), "\n") {
+		sha, trs, ok := strings.Cut(strings.TrimSpace(line), "\x1e")
+		if !ok {
+			continue
+		}
+		var c *scaleCommit
+		for _, tr := range strings.Split(trs, "\x1f") {
+			k, v, _ := strings.Cut(tr, ": ")
+			switch {
+			case k == "Rollout":
+				out = append(out, scaleCommit{sha: sha, rollout: v})
+				c = &out[len(out)-1]
+			case c == nil:
+			case k == "Rollout-Step":
+				c.step = v
+			case k == "Rollout-Kind":
+				c.kind = v
+			}
 		}
 	}
-	return tr
+	return out
 }
 
 // startScale starts canaryd serve (gitops, Git only, unless extra, appended to its config,
@@ -274,15 +315,10 @@ func (s *scaleRepo) waitSteps(t testing.TB, n int, step string, timeout time.Dur
 
 // stepCommitsFast counts the rollouts with a commit at step, with one git log.
 func (s *scaleRepo) stepCommitsFast(t testing.TB, step string) int {
-	o, err := exec.Command("git", "--git-dir", s.dir, "log", "main",
-		"--format=%(trailers:key=Rollout,valueonly,separator=)|%(trailers:key=Rollout-Step,valueonly,separator=)").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
-	for _, line := range strings.Split(string(o), "\n") {
-		if name, st, ok := strings.Cut(strings.TrimSpace(line), "|"); ok && st == step {
-			seen[name] = true
+	for _, c := range logSections(t, s.dir) {
+		if c.step == step {
+			seen[c.rollout] = true
 		}
 	}
 	return len(seen)
