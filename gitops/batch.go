@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -288,7 +291,7 @@ func (r *Repo) planBatch(head *object.Commit, items []*pendingWrite) (plan []*pl
 		r.docs[p.doc.Name()] = p.doc
 	}
 	r.latestAll(head)
-	files, bad := map[string]*manifest{}, map[string]error{}
+	files, bad := r.manifestsAt(head, items)
 	for _, p := range items {
 		if p.ctx.Err() != nil {
 			p.fail(r, p.ctx.Err())
@@ -327,22 +330,95 @@ func (r *Repo) planBatch(head *object.Commit, items []*pendingWrite) (plan []*pl
 	return plan, live
 }
 
-// verifyPlan checks the edits of each manifest together and drops (failing them) those
-// that do not pass.
+// manifestsAt reads and parses, at head, the manifest of each write whose caller still
+// waits, each file once, parsing on every CPU (a tick of thousands of rollouts with a file
+// each parses thousands). A file that cannot be read or parsed is in bad instead.
+func (r *Repo) manifestsAt(head *object.Commit, items []*pendingWrite) (files map[string]*manifest, bad map[string]error) {
+	files, bad = map[string]*manifest{}, map[string]error{}
+	type unparsed struct {
+		file string
+		blob plumbing.Hash
+		data []byte
+		m    *manifest
+		err  error
+	}
+	var todo []*unparsed
+	for _, p := range items {
+		file := p.doc.Spec.Manifest
+		if _, ok := files[file]; ok || bad[file] != nil || p.ctx.Err() != nil {
+			continue
+		}
+		h, err := r.entryAt(head.TreeHash, file)
+		if err != nil {
+			bad[file] = fmt.Errorf("read %s from %s: %s at %.12s: %w", file, r.url, file, head.Hash, err)
+			continue
+		}
+		if m, ok := r.parsed.get(h); ok {
+			files[file] = m
+			continue
+		}
+		data, _, err := r.fileAt(head, file)
+		if err != nil {
+			bad[file] = fmt.Errorf("read %s from %s: %w", file, r.url, err)
+			continue
+		}
+		files[file] = nil // being parsed
+		todo = append(todo, &unparsed{file: file, blob: h, data: data})
+	}
+	parallel(len(todo), func(i int) { todo[i].m, todo[i].err = parseManifest(todo[i].data) })
+	for _, u := range todo {
+		if u.err != nil {
+			delete(files, u.file)
+			bad[u.file] = fmt.Errorf("read %s from %s: %s at %.12s: %w", u.file, r.url, u.file, head.Hash, u.err)
+			continue
+		}
+		files[u.file] = u.m
+		r.parsed.put(u.blob, u.m, parsedSize(u.m))
+	}
+	return files, bad
+}
+
+// parallel calls fn for 0..n-1 on as many goroutines as there are CPUs, and returns when
+// every call has.
+func parallel(n int, fn func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// verifyPlan checks the edits of each manifest together, the manifests in parallel, and
+// drops (failing them) those that do not pass.
 func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
 	byFile := map[*manifest][]int{}
+	var order []*manifest
 	for i, pw := range plan {
+		if _, ok := byFile[pw.m]; !ok {
+			order = append(order, pw.m)
+		}
 		byFile[pw.m] = append(byFile[pw.m], i)
 	}
-	drop := map[int]bool{}
-	for m, idx := range byFile {
+	fails := make([]map[int]error, len(order))
+	parallel(len(order), func(k int) { // each manifest is its own: nothing shared is written
+		idx := byFile[order[k]]
 		es := make([]routeEdit, len(idx))
 		for j, i := range idx {
 			es[j] = plan[i].e
 		}
-		for j, err := range m.verify(es) {
-			drop[idx[j]] = true
-			plan[idx[j]].p.fail(r, err)
+		fails[k] = order[k].verify(es)
+	})
+	drop := map[int]bool{}
+	for k, m := range order {
+		for j, err := range fails[k] {
+			i := byFile[m][j]
+			drop[i] = true
+			plan[i].p.fail(r, err)
 		}
 	}
 	var out []*plannedWrite
@@ -427,9 +503,9 @@ func (r *Repo) check(doc *rollout.Document, head *object.Commit, m *manifest, c 
 // those commits would rewrite more than Config.ChainBytes of manifests and trees between
 // them (a commit rewrites its whole manifest and every tree on its path, so a batch of N
 // writes in a folder of N files, or in one manifest of N routes, costs N² to hash, here and
-// on the server). Then the writes of one manifest share a commit, and when that is still
-// too much, neighbouring manifests (in path order) do, in as many commits as the budget
-// holds. Backward moves never share a commit with forward ones, and come first.
+// on the server), or be more than maxChainCommits. Then the writes of one manifest share a
+// commit, and when that is still too much, neighbouring manifests (in path order) do, in
+// as many commits as the budget holds. Backward moves never share a commit with forward ones, and come first.
 func (r *Repo) groupPlan(head *object.Commit, plan []*plannedWrite) [][]*plannedWrite {
 	var back, fwd []*plannedWrite
 	for _, pw := range plan {
@@ -447,6 +523,10 @@ func (r *Repo) groupPlan(head *object.Commit, plan []*plannedWrite) [][]*planned
 	return out
 }
 
+// maxChainCommits bounds the commits of one direction in a push: each costs its commit, its
+// trees and a line of the server's work, whatever its size.
+const maxChainCommits = 1000
+
 // group is groupPlan for writes of one direction; dirs remembers the trees' sizes.
 func (r *Repo) group(head *object.Commit, part []*plannedWrite, dirs map[string]int) [][]*plannedWrite {
 	byFile := map[string][]*plannedWrite{}
@@ -462,7 +542,7 @@ func (r *Repo) group(head *object.Commit, part []*plannedWrite, dirs map[string]
 		each += cost[f]
 		byFile[f] = append(byFile[f], pw)
 	}
-	if each <= r.cfg.ChainBytes {
+	if each <= r.cfg.ChainBytes && len(part) <= maxChainCommits {
 		out := make([][]*plannedWrite, len(part))
 		for i, pw := range part {
 			out[i] = []*plannedWrite{pw}
@@ -474,9 +554,9 @@ func (r *Repo) group(head *object.Commit, part []*plannedWrite, dirs map[string]
 	for _, f := range files {
 		perFile += cost[f]
 	}
-	n := len(files)
+	n := min(len(files), maxChainCommits)
 	if perFile > r.cfg.ChainBytes { // a commit of several files costs about one's trees
-		n = max(1, r.cfg.ChainBytes*len(files)/perFile)
+		n = max(1, min(n, r.cfg.ChainBytes*len(files)/perFile))
 	}
 	out := make([][]*plannedWrite, 0, n)
 	for i := range n {

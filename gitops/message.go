@@ -185,8 +185,26 @@ func sections(msg string) []map[string]string {
 			cur[k] = strings.TrimSpace(v)
 		}
 	}
-	return append(out, cur)
+	out = append(out, cur)
+	if len(out) > 1 { // a batch commit: each rollout's sentence is a line of the body
+		said := map[string]string{}
+		for line := range strings.SplitSeq(msg[:i], "\n") {
+			if name, _, ok := strings.Cut(line, ": "); ok {
+				said[name] = line
+			}
+		}
+		for _, t := range out {
+			if line, ok := said[t[TrailerRollout]]; ok {
+				t[sentenceKey] = line
+			}
+		}
+	}
+	return out
 }
+
+// sentenceKey holds, among a batch commit's trailers of a rollout, the rollout's sentence
+// (no trailer's key has a space).
+const sentenceKey = " sentence"
 
 // ownedBy reports whether a commit message carries canaryd's trailers for the rollout, and
 // returns them.
@@ -208,7 +226,7 @@ const maxGroups = 100000
 // ownTrailers is ownedBy for commit c, reading a big commit's groups once. The caller holds
 // the repo lock.
 func (r *Repo) ownTrailers(c *object.Commit, name string) (map[string]string, bool) {
-	if len(c.Message) < 4096 || !strings.Contains(c.Message, TrailerRollout+": "+name) {
+	if len(c.Message) < 4096 {
 		return ownedBy(c.Message, name)
 	}
 	by, ok := r.groups[c.Hash]

@@ -476,7 +476,10 @@ func recordOf(doc *rollout.Document, c *object.Commit, t map[string]string) roll
 	if !ok {
 		kind = kindOf(c.Message, doc.Name())
 	}
-	subj := sentenceOf(c.Message, doc.Name())
+	subj, ok := t[sentenceKey]
+	if !ok {
+		subj = sentenceOf(c.Message, doc.Name())
+	}
 	author := c.Author.Name
 	if author == "" {
 		author = c.Author.Email

@@ -188,6 +188,19 @@ func TestMessageGolden(t *testing.T) {
 			t.Errorf("trailers of %q = %v", msg, tr)
 		}
 	}
+	// A batch commit of two rollouts, one of them with a reason.
+	other := *doc
+	other.Metadata.Name = "grpc-helloworld-go"
+	moves := []moveOf{{doc: doc, c: commits[0]}, {doc: &other, c: rollout.Commit{Kind: rollout.Pause, Run: 2,
+		Step: 1, Steps: 3, Weights: rollout.CanaryAt(20), Actor: "alice"}}}
+	batch := batchMessage(moves)
+	b.WriteString(batch + "----\n")
+	for _, m := range moves {
+		// kindOf reads the rollout's own sentence, as it does for commits without Rollout-Kind.
+		if _, own := ownedBy(batch, m.doc.Name()); !own || kindOf(batch, m.doc.Name()) != m.c.Kind {
+			t.Errorf("the batch message does not read back %s's %s", m.doc.Name(), m.c.Kind)
+		}
+	}
 	golden.Check(t, filepath.Join("testdata", "messages.golden"), []byte(b.String()))
 	if _, own := ownedBy("Revert \"grpc-helloworld-py: step 2/3\"\n\nThis reverts commit abc.\n", doc.Name()); own {
 		t.Error("a revert's message counts as canaryd's")
