@@ -269,6 +269,7 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown boo
 	if err := r.keep(built); err != nil {
 		return live, err // pushed, yet not in the cache: the next try fetches it and finds the writes done
 	}
+	r.moveHead()
 	if err := r.store.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
 		return live, err
 	}

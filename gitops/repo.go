@@ -126,6 +126,7 @@ type Repo struct {
 	// headCommit is the head as last decoded (callers never change a commit): a batch
 	// commit's message can be a megabyte, and the head is read on every report.
 	headCommit atomic.Pointer[object.Commit]
+	headKnown  bool // headCommit is the tracking ref's commit (guarded by mu); see moveHead
 	changed    changedPaths // files changed since earlier heads, at one head (guarded by mu)
 
 	// The write queue: SetWeights queues its write, and one flusher goroutine (running
@@ -231,6 +232,7 @@ func setDefaults(cfg *Config) {
 
 // openCache opens or initialises the bare cache repository and points origin at the URL.
 func (r *Repo) openCache() error {
+	r.moveHead()
 	dir := r.cachePath()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("git cache: %w", err)
@@ -292,6 +294,7 @@ func (r *Repo) redact(err error) error { return redactErr(err, r.cfg.URL, r.secr
 func (r *Repo) fetch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 	defer cancel()
+	defer r.moveHead()
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.track))},
@@ -313,12 +316,18 @@ func (r *Repo) fetch(ctx context.Context) error {
 }
 
 // head returns the commit at the tip of the tracking ref.
+// The caller holds the repo lock. The ref is read from disk only after a fetch or a push
+// (moveHead) changed it: a reload of thousands of rollouts asks for the head of each.
 func (r *Repo) head() (*object.Commit, error) {
+	if c := r.headCommit.Load(); c != nil && r.headKnown {
+		return c, nil
+	}
 	ref, err := r.store.Reference(r.track)
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", r.cfg.Branch, r.url, err)
 	}
 	if c := r.headCommit.Load(); c != nil && c.Hash == ref.Hash() {
+		r.headKnown = true
 		return c, nil
 	}
 	c, err := object.GetCommit(r.store, ref.Hash())
@@ -326,8 +335,13 @@ func (r *Repo) head() (*object.Commit, error) {
 		return nil, fmt.Errorf("head %s of %s: %w", ref.Hash(), r.url, err)
 	}
 	r.headCommit.Store(c)
+	r.headKnown = true
 	return c, nil
 }
+
+// moveHead notes that the tracking ref may have moved (a fetch, a push, a reopened cache),
+// so that head reads it again. The caller holds the repo lock.
+func (r *Repo) moveHead() { r.headKnown = false }
 
 // fileAt returns the blob at path in commit c.
 func (r *Repo) fileAt(c *object.Commit, path string) ([]byte, plumbing.Hash, error) {

@@ -4,6 +4,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -49,6 +51,15 @@ const maxBatchDelay = 2 * time.Millisecond
 type DB struct {
 	bolt *bolt.DB
 	path string
+	// views remembers, by rollout, the state StateView last decoded and the bytes it
+	// decoded it from.
+	viewsMu sync.Mutex
+	views   map[string]viewedState
+}
+
+type viewedState struct {
+	data []byte
+	st   rollout.State
 }
 
 // Open opens or creates the store at path. It fails at once with ErrLocked, naming the file,
@@ -238,6 +249,42 @@ func (db *DB) State(name string) (st rollout.State, ok bool, err error) {
 	return st, ok, nil
 }
 
+// StateView is State for callers that only read what they get (status pages, metrics): the
+// state may be shared with other callers, maps and pointers included, and must not be
+// changed. A state whose stored bytes have not changed since the last call is not decoded
+// again, so that a list of thousands of rollouts, read while they move, decodes only those
+// that moved.
+func (db *DB) StateView(name string) (st rollout.State, ok bool, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucketStates).Get([]byte(name))
+		if data == nil {
+			return nil
+		}
+		ok = true
+		db.viewsMu.Lock()
+		v, seen := db.views[name]
+		db.viewsMu.Unlock()
+		if seen && bytes.Equal(v.data, data) {
+			st = v.st
+			return nil
+		}
+		if err := decode(data, &st); err != nil {
+			return err
+		}
+		db.viewsMu.Lock()
+		if db.views == nil {
+			db.views = map[string]viewedState{}
+		}
+		db.views[name] = viewedState{data: bytes.Clone(data), st: st} // data lives only as long as tx
+		db.viewsMu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return rollout.State{}, false, fmt.Errorf("state of %q: %w", name, err)
+	}
+	return st, ok, nil
+}
+
 // States returns the stored state of every rollout, by name.
 func (db *DB) States() ([]rollout.State, error) {
 	var sts []rollout.State
@@ -256,6 +303,9 @@ func (db *DB) States() ([]rollout.State, error) {
 
 // Delete removes a rollout's state, keeping its history.
 func (db *DB) Delete(name string) error {
+	db.viewsMu.Lock()
+	delete(db.views, name)
+	db.viewsMu.Unlock()
 	return db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStates).Delete([]byte(name)) })
 }
 

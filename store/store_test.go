@@ -349,3 +349,42 @@ func txID(t *testing.T, db *DB) int {
 	}
 	return id
 }
+
+// TestStateViewFollowsEverySave reads a state through StateView after each Save of it,
+// including Saves that shared a batch transaction, and after a Delete: it always matches
+// what State decodes, never a state remembered from before.
+func TestStateViewFollowsEverySave(t *testing.T) {
+	db := openTest(t)
+	for i := range 5 {
+		var wg sync.WaitGroup
+		for _, name := range []string{"a", "b", "c"} {
+			wg.Go(func() {
+				st := rollout.State{Rollout: name, Phase: rollout.Progressing, Run: i, Step: i % 3, Weights: rollout.CanaryAt(20 * i),
+					Gates: map[string]rollout.GateState{"g": {Failures: i}}}
+				if err := db.Save(st); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, name := range []string{"a", "b", "c"} {
+			want, _, _ := db.State(name)
+			got, ok, err := db.StateView(name)
+			if err != nil || !ok || want.Run != i {
+				t.Fatalf("round %d: StateView(%s) = %v, %v; State run %d", i, name, ok, err, want.Run)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("round %d: StateView(%s) (-State +StateView):\n%s", i, name, diff)
+			}
+			if again, _, _ := db.StateView(name); again.Run != i || again.Gates["g"].Failures != i {
+				t.Fatalf("round %d: StateView(%s) again = %+v", i, name, again)
+			}
+		}
+	}
+	if err := db.Delete("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := db.StateView("b"); ok || err != nil {
+		t.Errorf("StateView of a deleted state: %v, %v", ok, err)
+	}
+}

@@ -109,7 +109,7 @@ func (d *daemon) gaugeInvalid() {
 		if len(e.problems) == 0 || e.onLastValid() {
 			continue // the controller reports an invalidated spec's rollout
 		}
-		st, found, err := d.db.State(e.name)
+		st, found, err := d.db.StateView(e.name)
 		if err != nil {
 			found = false
 		}

@@ -113,7 +113,7 @@ func (d *daemon) onSync(ctx context.Context, changes []rollout.GitChange, err er
 		return
 	}
 	for _, ch := range changes {
-		if st, ok, err := d.db.State(ch.Rollout); err == nil && ok && controller.Agrees(st, ch) {
+		if st, ok, err := d.db.StateView(ch.Rollout); err == nil && ok && controller.Agrees(st, ch) {
 			continue
 		}
 		if err := d.ctrl.Observe(ctx, ch); err != nil && !errors.Is(err, controller.ErrNotFound) && ctx.Err() == nil {
@@ -148,11 +148,11 @@ func (d *daemon) follow(changes []rollout.GitChange) {
 	}
 }
 
-// state is a rollout's state as this replica tells it: the store's while it leads, the
-// read view derived from Git while it follows.
+// state is a rollout's state as this replica tells it, to read and not change: the
+// store's while it leads, the read view derived from Git while it follows.
 func (d *daemon) state(name string) (rollout.State, bool, error) {
 	if d.leading.Load() {
-		return d.db.State(name)
+		return d.db.StateView(name)
 	}
 	d.viewMu.Lock()
 	defer d.viewMu.Unlock()

@@ -22,7 +22,7 @@ func (d *daemon) publishRollouts() {
 	}
 	var names []string
 	for _, e := range d.cat.all() {
-		st, saved, err := d.db.State(e.name)
+		st, saved, err := d.db.StateView(e.name)
 		if err != nil {
 			d.log.Warn("read state for metrics", "rollout", e.name, "err", err)
 			continue
