@@ -160,6 +160,20 @@ func (r *Repo) takeLocked() []*pendingWrite {
 	return batch
 }
 
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -216,6 +230,7 @@ func (r *Repo) writeBatch(batch []*pendingWrite) {
 // into it). It resolves the writes that are done, refused or pushed, and returns the others
 // with the error that stopped them.
 func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown bool) ([]*pendingWrite, error) {
+	began := time.Now()
 	ctx, cancel := context.WithTimeout(bg, r.cfg.PushTimeout)
 	defer cancel()
 	sess, adv, err := r.openPush(ctx)
@@ -236,10 +251,12 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown boo
 			return items, err
 		}
 	}
+	opened := time.Now()
 	plan, live := r.planBatch(head, items)
 	if len(plan) == 0 {
 		return nil, nil
 	}
+	planned := time.Now()
 	o := newOverlay(r.store)
 	o.skipKnown = skipKnown
 	groups := r.groupPlan(head, plan)
@@ -249,6 +266,7 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown boo
 		return live, err
 	}
 	built := o.finish()
+	chained := time.Now()
 	pctx, pcancel := context.WithTimeout(bg, r.cfg.PushTimeout)
 	defer pcancel()
 	if head.Hash != adv { // the remote moved while we fetched: ask it again
@@ -266,6 +284,14 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown boo
 	if err := r.push(pctx, sess, head.Hash, tip, built.data); err != nil {
 		return live, err
 	}
+	first, last := items[0].at, items[0].at
+	for _, p := range items {
+		first, last = minTime(first, p.at), maxTime(last, p.at)
+	}
+	r.log.Debug("batch pushed", "writes", len(plan), "commits", len(groups), "bytes", len(built.data),
+		"queued", first.Format(time.StampMilli), "waited", began.Sub(first), "spread", last.Sub(first),
+		"open", opened.Sub(began), "plan", planned.Sub(opened), "chain", chained.Sub(planned),
+		"push", time.Since(chained), "remote", r.url)
 	if err := r.keep(built); err != nil {
 		return live, err // pushed, yet not in the cache: the next try fetches it and finds the writes done
 	}

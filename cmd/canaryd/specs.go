@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/canarydio/canaryd/rollout"
 )
@@ -16,6 +17,26 @@ type entry struct {
 	sched    rollout.Schedule // doc's schedule, parsed once
 	problems rollout.Problems
 	source   string // the document's file and its bytes, to tell a changed spec from a re-read one
+}
+
+// memoSchedule remembers a schedule's last answer: the status list asks every rollout's
+// next tick on each rebuild, thousands of times a second during a storm, and a cron
+// schedule walks the calendar to answer. Next(t) is the same for every t from the time it
+// was asked at up to the answer, as no activation lies between.
+type memoSchedule struct {
+	s          rollout.Schedule
+	mu         sync.Mutex
+	from, next time.Time
+}
+
+func (m *memoSchedule) Next(t time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.next.IsZero() && !t.Before(m.from) && t.Before(m.next) {
+		return m.next
+	}
+	m.from, m.next = t, m.s.Next(t)
+	return m.next
 }
 
 // catalog is the set of rollouts read from the repo's specs, replaced on every fetch.
@@ -82,7 +103,7 @@ func (c *specCache) parseSpecs(files map[string][]byte) map[string]*entry {
 				e.name = strings.TrimSuffix(path.Base(file), path.Ext(file))
 			}
 			if len(e.problems) == 0 {
-				e.doc, e.sched = doc, doc.Schedule()
+				e.doc, e.sched = doc, &memoSchedule{s: doc.Schedule()}
 			}
 			if _, dup := out[e.name]; dup {
 				e.doc = nil

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canarydio/canaryd/rollout"
 )
 
 func TestParseSpecsMarksOnlyTheBadOneInvalid(t *testing.T) {
@@ -137,5 +139,24 @@ func TestReplaceKeepsTheLastValidSpec(t *testing.T) {
 	}
 	if e, _ := c.get("new"); e.doc != nil || e.onLastValid() {
 		t.Errorf("a spec never valid runs: %+v", e)
+	}
+}
+
+// TestMemoScheduleAnswersAsItsSchedule asks a memoized cron schedule for the next tick at
+// times before, between and on activations, in and out of order: every answer is the one
+// the schedule itself gives.
+func TestMemoScheduleAnswersAsItsSchedule(t *testing.T) {
+	plain, err := rollout.NewSchedule("*/15 * * * *", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &memoSchedule{s: plain}
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, d := range []time.Duration{0, time.Minute, 14 * time.Minute, 15 * time.Minute, 15*time.Minute + time.Nanosecond,
+		2 * time.Minute, 31 * time.Minute, 29 * time.Minute, 45 * time.Minute, -time.Hour, 0} {
+		at := base.Add(d)
+		if got, want := m.Next(at), plain.Next(at); !got.Equal(want) {
+			t.Errorf("Next(%s) = %s, want %s", at.Format(time.TimeOnly), got.Format(time.TimeOnly), want.Format(time.TimeOnly))
+		}
 	}
 }
