@@ -14,7 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 )
 
-// MaxManifestBytes is the largest manifest ReadManifest reads. A VirtualService manifest is
+// MaxManifestBytes is the default limit on a manifest's size. A VirtualService manifest is
 // a few kilobytes; a file far larger is a mistake, and decoding it would cost every rollout
 // of the repo time under the repo's lock.
 const MaxManifestBytes = 4 << 20

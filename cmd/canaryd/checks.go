@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/server"
 )
@@ -137,7 +136,7 @@ func (c *catalog) invalidate(name string, ps rollout.Problems) {
 // binary or too large file, no such VirtualService or route, subsets missing, weights that
 // do not sum to 100.
 func (d *daemon) checkManifest(doc *rollout.Document) rollout.Problems {
-	_, err := d.repo.RouteWeights(doc, gitops.MaxManifestBytes)
+	_, err := d.repo.RouteWeights(doc, int64(d.cfg.Git.MaxManifestBytes))
 	if err == nil {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/canarydio/canaryd/gitops"
 	"github.com/canarydio/canaryd/rollout"
 	"github.com/canarydio/canaryd/store"
 )
@@ -60,6 +61,8 @@ type GitConfig struct {
 	// Timeout bounds each fetch and each push attempt (1m): a remote that accepts and then
 	// stays silent costs at most that.
 	Timeout rollout.Duration `yaml:"timeout"`
+	// MaxManifestBytes is the largest manifest a spec may name (4 MiB).
+	MaxManifestBytes int `yaml:"maxManifestBytes"`
 	Auth    struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
@@ -142,6 +145,12 @@ func loadConfig(path string) (*Config, error) {
 	}
 	if cfg.Git.BatchWindow.Duration < 0 || cfg.Git.BatchWindow.Duration > time.Minute {
 		bad("git.batchWindow", fmt.Sprintf("%s: want 0 to 1m", cfg.Git.BatchWindow.Duration))
+	}
+	if cfg.Git.MaxManifestBytes == 0 {
+		cfg.Git.MaxManifestBytes = gitops.MaxManifestBytes
+	}
+	if cfg.Git.MaxManifestBytes < 1<<10 || cfg.Git.MaxManifestBytes > 64<<20 {
+		bad("git.maxManifestBytes", fmt.Sprintf("%d: want 1024 to %d (64 MiB)", cfg.Git.MaxManifestBytes, 64<<20))
 	}
 	if k := cfg.Kubernetes; k != nil {
 		if k.Mode != "apply" && k.Mode != "gitops" {

@@ -184,3 +184,31 @@ func sampleYAML(t reflect.Type, tag string) (any, int) {
 	}
 	panic("sampleYAML: no sample for " + t.String() + " (" + tag + ")")
 }
+
+// TestMaxManifestBytes: the limit defaults to 4 MiB, takes a value in range, and names
+// itself when out of it.
+func TestMaxManifestBytes(t *testing.T) {
+	for _, tc := range []struct {
+		set  string
+		want int
+		err  string
+	}{{"", 4 << 20, ""}, {", maxManifestBytes: 16777216", 16 << 20, ""}, {", maxManifestBytes: 10", 0, "git.maxManifestBytes"},
+		{", maxManifestBytes: 100000000", 0, "git.maxManifestBytes"}} {
+		path := filepath.Join(t.TempDir(), "canaryd.yaml")
+		body := "git: {url: file:///tmp/x, rollouts: \"rollouts/*.yaml\"" + tc.set + "}\n"
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want one naming %s", tc.set, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.set, err)
+		case cfg.Git.MaxManifestBytes != tc.want:
+			t.Errorf("%q: limit %d, want %d", tc.set, cfg.Git.MaxManifestBytes, tc.want)
+		}
+	}
+}

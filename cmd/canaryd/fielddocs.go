@@ -109,6 +109,7 @@ var configDocs = map[string]string{
 	"api.tls.keyFile":                         "The certificate's PEM private key.",
 	"api.pprof":                               "Serve the Go runtime's profiles (`net/http/pprof`) at `/debug/pprof/`, to callers with an operator's token only, e.g. to profile a storm of many rollouts: `curl -H 'Authorization: Bearer TOKEN' -o cpu.pprof 'http://HOST/debug/pprof/profile?seconds=30'`. Default false.",
 	"api.tokenFile":                           "A file holding the bearer token that operator actions need. Unset or empty: actions are disabled (the log and `GET /api/v1/rollouts` say so).",
+	"git.maxManifestBytes":                    "The largest manifest (`spec.manifest`) canaryd reads, in bytes: a spec naming a bigger file is refused as a problem of that spec. 1024 to 67108864 (64 MiB). Default 4194304 (4 MiB).",
 	"git.timeout":                             "How long each fetch and each push attempt may take before it fails (a remote that accepts and stays silent costs at most that). Default 1m.",
 	"git.unreachableAfter":                    "How long fetches may fail before `/readyz` answers 503 (Git unreachable), with the last error. Default 2m.",
 	"git.webhookSecretFile":                   "A file with the secret `POST /hooks/git` checks: GitHub's `X-Hub-Signature-256` and Gitea's `X-Gitea-Signature` (HMAC-SHA256), GitLab's `X-Gitlab-Token`. Empty or unset: the hook only triggers a fetch, rate-limited.",

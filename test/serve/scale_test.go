@@ -276,7 +276,8 @@ func startScale(t testing.TB, dir, url string, extra ...string) (string, *exec.C
 	config := filepath.Join(dir, "canaryd.yaml")
 	write(t, filepath.Join(dir, "token"), "scale-token\n")
 	pprof := os.Getenv("CANARYD_SCALE_PROFILE") != ""
-	write(t, config, fmt.Sprintf("listen: %s\ndataDir: %s\ngit: {url: %q, branch: main, rollouts: \"rollouts/*.yaml\", pollInterval: 5s}\napi: {tokenFile: %s, pprof: %t}\n",
+	// maxManifestBytes: one manifest of 10,000 routes is 4.6 MB, above the 4 MiB default.
+	write(t, config, fmt.Sprintf("listen: %s\ndataDir: %s\ngit: {url: %q, branch: main, rollouts: \"rollouts/*.yaml\", pollInterval: 5s, maxManifestBytes: 16777216}\napi: {tokenFile: %s, pprof: %t}\n",
 		listen, filepath.Join(dir, "data"), url, filepath.Join(dir, "token"), pprof)+strings.Join(extra, ""))
 	level := os.Getenv("CANARYD_SCALE_LOG")
 	if level == "" {
