@@ -324,15 +324,7 @@ func (r *Repo) planBatch(head *object.Commit, items []*pendingWrite) (plan []*pl
 			p.fail(r, p.ctx.Err())
 			continue
 		}
-		file := p.doc.Spec.Manifest
-		m, err := files[file], bad[file]
-		if m == nil && err == nil {
-			if m, err = r.manifestAt(head, file); err != nil {
-				bad[file] = err
-			} else {
-				files[file] = m
-			}
-		}
+		m, err := files[p.doc.Spec.Manifest], bad[p.doc.Spec.Manifest]
 		if err != nil {
 			p.fail(r, err)
 			continue
@@ -358,7 +350,7 @@ func (r *Repo) planBatch(head *object.Commit, items []*pendingWrite) (plan []*pl
 }
 
 // manifestsAt reads and parses, at head, the manifest of each write whose caller still
-// waits, each file once, parsing on every CPU (a tick of thousands of rollouts with a file
+// waits (every write that planBatch goes on with), each file once, parsing on every CPU (a tick of thousands of rollouts with a file
 // each parses thousands). A file that cannot be read or parsed is in bad instead.
 func (r *Repo) manifestsAt(head *object.Commit, items []*pendingWrite) (files map[string]*manifest, bad map[string]error) {
 	files, bad = map[string]*manifest{}, map[string]error{}
@@ -455,15 +447,6 @@ func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
 		}
 	}
 	return out
-}
-
-// manifestAt reads and parses file at head.
-func (r *Repo) manifestAt(head *object.Commit, file string) (*manifest, error) {
-	m, err := r.parsedAt(head, file)
-	if err != nil {
-		return nil, fmt.Errorf("read %s from %s: %w", file, r.url, err)
-	}
-	return m, nil
 }
 
 // maxParsedBytes bounds the parsed-manifest cache by the estimated memory of the parsed

@@ -3,8 +3,8 @@ package gitops
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -147,21 +147,13 @@ func checkBatchCommits(t *testing.T, dir, seed string, shas []string, lay layout
 	}
 }
 
-// parseTrailers reads a commit's trailers with git interpret-trailers --parse.
+// parseTrailers reads a commit's trailers with git interpret-trailers --parse, as one map
+// (a commit with one rollout's trailers; see gitSections for several).
 func parseTrailers(t *testing.T, dir, sha string) map[string]string {
 	t.Helper()
-	cmd := exec.Command("bash", "-c", "git log -1 --format=%B "+sha+" | git interpret-trailers --parse")
-	cmd.Dir = dir
-	cmd.Env = gitEnv(filepath.Dir(dir))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("interpret-trailers of %s: %v\n%s", sha, err, out)
-	}
 	tr := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if k, v, ok := strings.Cut(line, ": "); ok {
-			tr[k] = v
-		}
+	for _, sec := range gitSections(t, dir, sha) {
+		maps.Copy(tr, sec)
 	}
 	return tr
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -124,9 +123,10 @@ type Repo struct {
 	groups  map[plumbing.Hash]map[string]map[string]string
 	groupsN int
 	// headCommit is the head as last decoded (callers never change a commit): a batch
-	// commit's message can be a megabyte, and the head is read on every report.
-	headCommit atomic.Pointer[object.Commit]
-	headKnown  bool // headCommit is the tracking ref's commit (guarded by mu); see moveHead
+	// commit's message can be a megabyte, and the head is read on every report. While
+	// headKnown, it is the tracking ref's commit; see moveHead. Both are guarded by mu.
+	headCommit *object.Commit
+	headKnown  bool
 	changed    changedPaths // files changed since earlier heads, at one head (guarded by mu)
 
 	// The write queue: SetWeights queues its write, and one flusher goroutine (running
@@ -319,23 +319,22 @@ func (r *Repo) fetch(ctx context.Context) error {
 // The caller holds the repo lock. The ref is read from disk only after a fetch or a push
 // (moveHead) changed it: a reload of thousands of rollouts asks for the head of each.
 func (r *Repo) head() (*object.Commit, error) {
-	if c := r.headCommit.Load(); c != nil && r.headKnown {
-		return c, nil
+	if r.headCommit != nil && r.headKnown {
+		return r.headCommit, nil
 	}
 	ref, err := r.store.Reference(r.track)
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", r.cfg.Branch, r.url, err)
 	}
-	if c := r.headCommit.Load(); c != nil && c.Hash == ref.Hash() {
+	if r.headCommit != nil && r.headCommit.Hash == ref.Hash() {
 		r.headKnown = true
-		return c, nil
+		return r.headCommit, nil
 	}
 	c, err := object.GetCommit(r.store, ref.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("head %s of %s: %w", ref.Hash(), r.url, err)
 	}
-	r.headCommit.Store(c)
-	r.headKnown = true
+	r.headCommit, r.headKnown = c, true
 	return c, nil
 }
 

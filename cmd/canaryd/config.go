@@ -63,7 +63,7 @@ type GitConfig struct {
 	Timeout rollout.Duration `yaml:"timeout"`
 	// MaxManifestBytes is the largest manifest a spec may name (4 MiB).
 	MaxManifestBytes int `yaml:"maxManifestBytes"`
-	Auth    struct {
+	Auth             struct {
 		SSHKeyFile           string `yaml:"sshKeyFile"`
 		SSHKeyPassphraseFile string `yaml:"sshKeyPassphraseFile"`
 		KnownHostsFile       string `yaml:"knownHostsFile"`
