@@ -183,19 +183,9 @@ var fuzzRefs = []VSRef{seedRef,
 // FuzzSetWeights checks that any input either fails cleanly or yields a manifest that
 // parses, holds the weights asked for, and differs only in weight values.
 func FuzzSetWeights(f *testing.F) {
-	entries, err := os.ReadDir(filepath.Join("testdata", "edit"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".yaml") {
-			data, err := os.ReadFile(filepath.Join("testdata", "edit", e.Name()))
-			if err != nil {
-				f.Fatal(err)
-			}
-			for kind := range fuzzRefs {
-				f.Add(data, uint8(40), "", uint8(kind))
-			}
+	for _, data := range editSeeds(f) {
+		for kind := range fuzzRefs {
+			f.Add(data, uint8(40), "", uint8(kind))
 		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte, canary uint8, route string, kind uint8) {
@@ -219,4 +209,147 @@ func FuzzSetWeights(f *testing.F) {
 			t.Fatalf("more than weights changed:\n%q\n%q", in, out)
 		}
 	})
+}
+
+// editSeeds returns the manifests of testdata/edit, and one of them all together.
+func editSeeds(f *testing.F) [][]byte {
+	entries, err := os.ReadDir(filepath.Join("testdata", "edit"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var seeds [][]byte
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".yaml") {
+			data, err := os.ReadFile(filepath.Join("testdata", "edit", e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			seeds = append(seeds, data)
+		}
+	}
+	return append(seeds, bytes.Join(seeds, []byte("\n---\n")))
+}
+
+// shortcutEdits reads and edits, in m, the route of each of refs that m holds, as a batch
+// does, to w for the first and the reverse of w for the next, and so on.
+func shortcutEdits(t *testing.T, m *manifest, refs []VSRef, w rollout.Weights) []routeEdit {
+	t.Helper()
+	var es []routeEdit
+	for i, ref := range refs {
+		loc, cur, err := m.read(ref)
+		if err != nil {
+			continue
+		}
+		want := w
+		if i%2 == 1 {
+			want = rollout.Weights{Stable: w.Canary, Canary: w.Stable}
+		}
+		e, err := m.edit(ref, loc, cur, want)
+		if err != nil || len(e.edits) == 0 {
+			continue
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+// FuzzVerifyShortcut holds the check a batch passes without parsing its edits again
+// (onlySwapsDigits) to the full check: whenever it lets edits pass, the full check, which
+// parses the edited text, reads each route back and compares every decoded value, must
+// pass them too.
+func FuzzVerifyShortcut(f *testing.F) {
+	for _, data := range editSeeds(f) {
+		f.Add(data, uint8(40), "", uint8(0))
+		f.Add(data, uint8(100), "", uint8(7))
+	}
+	// A weight whose destination a TCP route repeats by alias: the shortcut must not
+	// pass a change of both.
+	f.Add([]byte(`kind: VirtualService
+metadata: {name: grpc-vs, namespace: default}
+spec:
+  http:
+  - route:
+    - &stable {destination: {host: grpc-helloworld-py, subset: v1}, weight: 100}
+    - destination: {host: grpc-helloworld-py, subset: v2}
+      weight: 0
+  tcp:
+  - route: [*stable]
+`), uint8(40), "", uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, canary uint8, route string, mask uint8) {
+		m, err := parseManifest(in)
+		if err != nil {
+			return
+		}
+		var refs []VSRef
+		for i, ref := range fuzzRefs {
+			if mask == 0 || mask&(1<<i) != 0 {
+				ref.Route = route
+				refs = append(refs, ref)
+			}
+		}
+		es := shortcutEdits(t, m, refs, rollout.CanaryAt(int(canary)%101))
+		if len(es) == 0 || !m.onlySwapsDigits(es) {
+			return
+		}
+		if err := m.verifyByParse(es); err != nil {
+			t.Fatalf("the shortcut passed edits the full check refuses: %v\n%q", err, m.apply(es))
+		}
+	})
+}
+
+// TestVerifyShortcutTakes checks which batches take the shortcut: edits of weights written
+// in place do, in every quoting and style; anything the shortcut cannot vouch for is
+// parsed again, and the full check still refuses what it refused.
+func TestVerifyShortcutTakes(t *testing.T) {
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join("testdata", "edit", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	base := read("multi.yaml")
+	staging := []VSRef{{Namespace: "staging", Name: "grpc-vs", Host: "grpc-helloworld-py", Stable: "v1", Canary: "v2"}}
+	spec := func(lines string) string { // lines at the top of the staging route's spec
+		return strings.Replace(base, "spec:\n", "spec:\n  "+lines+"\n", 1)
+	}
+	for _, tc := range []struct {
+		name, in string
+		refs     []VSRef
+		short    bool
+	}{
+		{"block", read("comments.yaml"), []VSRef{seedRef}, true},
+		{"flow", read("flow.yaml"), []VSRef{seedRef}, true},
+		{"crlf", read("crlf.yaml"), []VSRef{seedRef}, true},
+		{"gateway api", read("grpcroute.yaml"), fuzzRefs[1:2], true},
+		{"quoted", strings.Replace(base, "weight: 100", `weight: "100"`, 1), []VSRef{{Namespace: "default", Name: "other-vs", Host: "other", Stable: "v1", Canary: "v2"}}, true},
+		{"two documents", base, append([]VSRef{{Namespace: "default", Name: "other-vs", Host: "other", Stable: "v1", Canary: "v2"}}, staging...), true},
+		{"weight inserted", read("missing.yaml"), []VSRef{seedRef}, false},
+		{"anchored elsewhere", spec("extra: &a {x: 1}\n  again: *a"), staging, false},
+		{"merge key", spec("extra: {<<: {x: 1}, y: 2}"), staging, false},
+		{"tagged", spec("note: !!str 1"), staging, false},
+		{"repeated key", spec("note: a\n  note: b"), staging, false},
+		{"complex key", spec("? [a]\n  : b"), staging, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := parseManifest([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			es := shortcutEdits(t, m, tc.refs, rollout.CanaryAt(40))
+			if len(es) != len(tc.refs) {
+				t.Fatalf("%d edits of %d routes", len(es), len(tc.refs))
+			}
+			if got := m.onlySwapsDigits(es); got != tc.short {
+				t.Fatalf("onlySwapsDigits = %v, want %v", got, tc.short)
+			}
+			full := m.verifyByParse(es)
+			if tc.short && full != nil {
+				t.Fatalf("shortcut taken, yet the full check refuses: %v", full)
+			}
+			if err := m.verifyAll(es); (err == nil) != (full == nil) {
+				t.Fatalf("verifyAll = %v, the full check %v", err, full)
+			}
+		})
+	}
 }
