@@ -255,34 +255,62 @@ func (db *DB) State(name string) (st rollout.State, ok bool, err error) {
 // again, so that a list of thousands of rollouts, read while they move, decodes only those
 // that moved.
 func (db *DB) StateView(name string) (st rollout.State, ok bool, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		data := tx.Bucket(bucketStates).Get([]byte(name))
-		if data == nil {
-			return nil
+	v := db.StateViews([]string{name})[0]
+	return v.State, v.Found, v.Err
+}
+
+// Viewed is one rollout's answer of StateViews.
+type Viewed struct {
+	State rollout.State
+	Found bool  // the rollout has a saved state
+	Err   error // the state could not be read or decoded
+}
+
+// StateViews is StateView for many rollouts in one read of the store, so that a list of
+// thousands costs one transaction, not one per rollout; the i-th answer is names[i]'s.
+func (db *DB) StateViews(names []string) []Viewed {
+	out := make([]Viewed, len(names))
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketStates)
+		for i, name := range names {
+			if data := b.Get([]byte(name)); data != nil {
+				out[i].Found = true
+				out[i].State, out[i].Err = db.viewOf(name, data)
+			}
 		}
-		ok = true
-		db.viewsMu.Lock()
-		v, seen := db.views[name]
-		db.viewsMu.Unlock()
-		if seen && bytes.Equal(v.data, data) {
-			st = v.st
-			return nil
-		}
-		if err := decode(data, &st); err != nil {
-			return err
-		}
-		db.viewsMu.Lock()
-		if db.views == nil {
-			db.views = map[string]viewedState{}
-		}
-		db.views[name] = viewedState{data: bytes.Clone(data), st: st} // data lives only as long as tx
-		db.viewsMu.Unlock()
 		return nil
 	})
-	if err != nil {
-		return rollout.State{}, false, fmt.Errorf("state of %q: %w", name, err)
+	for i, name := range names {
+		if err != nil {
+			out[i] = Viewed{Err: err}
+		}
+		if out[i].Err != nil {
+			out[i] = Viewed{Err: fmt.Errorf("state of %q: %w", name, out[i].Err)}
+		}
 	}
-	return st, ok, nil
+	return out
+}
+
+// viewOf returns the state data decodes to, decoding it only when name's stored bytes
+// changed since the last view. data lives only as long as its transaction.
+func (db *DB) viewOf(name string, data []byte) (rollout.State, error) {
+	db.viewsMu.Lock()
+	v, seen := db.views[name]
+	db.viewsMu.Unlock()
+	if seen && bytes.Equal(v.data, data) {
+		return v.st, nil
+	}
+	var st rollout.State
+	if err := decode(data, &st); err != nil {
+		return rollout.State{}, err
+	}
+	db.viewsMu.Lock()
+	if db.views == nil {
+		db.views = map[string]viewedState{}
+	}
+	db.views[name] = viewedState{data: bytes.Clone(data), st: st}
+	db.viewsMu.Unlock()
+	return st, nil
 }
 
 // States returns the stored state of every rollout, by name.

@@ -352,7 +352,7 @@ func txID(t *testing.T, db *DB) int {
 
 // TestStateViewFollowsEverySave reads a state through StateView after each Save of it,
 // including Saves that shared a batch transaction, and after a Delete: it always matches
-// what State decodes, never a state remembered from before.
+// what State decodes, never a state remembered from before, and so does StateViews.
 func TestStateViewFollowsEverySave(t *testing.T) {
 	db := openTest(t)
 	for i := range 5 {
@@ -378,6 +378,13 @@ func TestStateViewFollowsEverySave(t *testing.T) {
 			}
 			if again, _, _ := db.StateView(name); again.Run != i || again.Gates["g"].Failures != i {
 				t.Fatalf("round %d: StateView(%s) again = %+v", i, name, again)
+			}
+		}
+		all := db.StateViews([]string{"c", "missing", "a"})
+		for j, name := range []string{"c", "missing", "a"} {
+			want, found, _ := db.State(name)
+			if v := all[j]; v.Err != nil || v.Found != found || !cmp.Equal(v.State, want) {
+				t.Fatalf("round %d: StateViews answer %d for %s = %+v, State %v %+v", i, j, name, v, found, want)
 			}
 		}
 	}

@@ -104,15 +104,14 @@ func (d *daemon) gaugeInvalid() {
 	if !ok || d.db == nil {
 		return
 	}
+	var es []*entry
 	for _, e := range d.cat.all() {
-		if len(e.problems) == 0 || e.onLastValid() {
-			continue // the controller reports an invalidated spec's rollout
+		if len(e.problems) > 0 && !e.onLastValid() { // the controller reports an invalidated spec's rollout
+			es = append(es, e)
 		}
-		st, found, err := d.db.StateView(e.name)
-		if err != nil {
-			found = false
-		}
-		m.SetRollout(source{d}.view(e, st, found))
+	}
+	for i, v := range d.db.StateViews(entryNames(es)) {
+		m.SetRollout(source{d}.view(es[i], v.State, v.Found && v.Err == nil))
 	}
 }
 

@@ -160,6 +160,21 @@ func (d *daemon) state(name string) (rollout.State, bool, error) {
 	return st, ok, nil
 }
 
+// states is state for every entry of es, in one read of the store while this replica
+// leads.
+func (d *daemon) states(es []*entry) []store.Viewed {
+	if d.leading.Load() {
+		return d.db.StateViews(entryNames(es))
+	}
+	d.viewMu.Lock()
+	defer d.viewMu.Unlock()
+	out := make([]store.Viewed, len(es))
+	for i, e := range es {
+		out[i].State, out[i].Found = d.view[e.name]
+	}
+	return out
+}
+
 // leaderName is the lease holder as last seen, or "" when unknown.
 func (d *daemon) leaderName() string {
 	s, _ := d.leader.Load().(string)

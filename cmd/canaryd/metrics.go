@@ -21,14 +21,14 @@ func (d *daemon) publishRollouts() {
 		return
 	}
 	var names []string
-	for _, e := range d.cat.all() {
-		st, saved, err := d.db.StateView(e.name)
-		if err != nil {
-			d.log.Warn("read state for metrics", "rollout", e.name, "err", err)
+	es := d.cat.all()
+	for i, v := range d.db.StateViews(entryNames(es)) {
+		if v.Err != nil {
+			d.log.Warn("read state for metrics", "rollout", es[i].name, "err", v.Err)
 			continue
 		}
-		p.SetRollout(source{d}.view(e, st, saved))
-		names = append(names, e.name)
+		p.SetRollout(source{d}.view(es[i], v.State, v.Found))
+		names = append(names, es[i].name)
 	}
 	p.KeepRollouts(names)
 }

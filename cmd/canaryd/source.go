@@ -43,13 +43,14 @@ func (s source) view(e *entry, st rollout.State, ok bool) server.Rollout {
 }
 
 func (s source) Rollouts(ctx context.Context) ([]server.Rollout, error) {
-	var out []server.Rollout
-	for _, e := range s.d.cat.all() {
-		st, ok, err := s.d.state(e.name)
-		if err != nil {
-			return nil, err
+	es := s.d.cat.all()
+	vs := s.d.states(es)
+	out := make([]server.Rollout, len(es))
+	for i, e := range es {
+		if vs[i].Err != nil {
+			return nil, vs[i].Err
 		}
-		out = append(out, s.view(e, st, ok))
+		out[i] = s.view(e, vs[i].State, vs[i].Found)
 	}
 	return out, nil
 }

@@ -170,6 +170,15 @@ func (c *catalog) get(name string) (*entry, bool) {
 	return e, ok
 }
 
+// entryNames returns the names of es, in their order.
+func entryNames(es []*entry) []string {
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.name
+	}
+	return names
+}
+
 func (c *catalog) all() []*entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
