@@ -362,6 +362,7 @@ func (r *Repo) manifestsAt(head *object.Commit, items []*pendingWrite) (files ma
 		err  error
 	}
 	var todo []*unparsed
+	used := map[*manifest]bool{}
 	for _, p := range items {
 		file := p.doc.Spec.Manifest
 		if _, ok := files[file]; ok || bad[file] != nil || p.ctx.Err() != nil {
@@ -373,6 +374,10 @@ func (r *Repo) manifestsAt(head *object.Commit, items []*pendingWrite) (files ma
 			continue
 		}
 		if m, ok := r.parsed.get(h); ok {
+			if used[m] { // another file of the batch has the same bytes: edits of one must not land in the other
+				m = &manifest{data: m.data, docs: m.docs, blob: m.blob}
+			}
+			used[m] = true
 			files[file] = m
 			continue
 		}
@@ -391,6 +396,7 @@ func (r *Repo) manifestsAt(head *object.Commit, items []*pendingWrite) (files ma
 			bad[u.file] = fmt.Errorf("read %s from %s: %s at %.12s: %w", u.file, r.url, u.file, head.Hash, u.err)
 			continue
 		}
+		u.m.blob = u.blob
 		files[u.file] = u.m
 		r.parsed.put(u.blob, u.m, parsedSize(u.m))
 	}
@@ -451,7 +457,9 @@ func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
 
 // maxParsedBytes bounds the parsed-manifest cache by the estimated memory of the parsed
 // nodes (parsedSize); it is emptied when full, but always keeps the manifest just parsed.
-const maxParsedBytes = 64 << 20
+// It holds the parses of 10,000 small manifests, each carried from one version to the next
+// by the batch that writes it (carryParses), so that a tick of 10,000 rollouts parses none.
+const maxParsedBytes = 128 << 20
 
 // parsedSize estimates the memory of a parsed manifest: yaml nodes take about 30 times
 // the bytes of the source.
@@ -476,6 +484,7 @@ func (r *Repo) parsedAt(c *object.Commit, file string) (*manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s at %.12s: %w", file, c.Hash, err)
 	}
+	m.blob = h
 	r.parsed.put(h, m, parsedSize(m))
 	return m, nil
 }
@@ -694,5 +703,46 @@ func (r *Repo) afterPush(old plumbing.Hash, plan []*plannedWrite, commits []plum
 		r.log.Info("pushed weights", "rollout", name, "run", pw.p.c.Run, "step", pw.p.c.Step,
 			"weight", pw.p.c.Weights.Canary, "commit", commits[i].String(), "remote", r.url)
 		pw.p.resolve(commits[i].String(), nil)
+	}
+	if !tipTree.IsZero() {
+		r.carryParses(tipTree, plan)
+	}
+}
+
+// carryParses caches the parse of each manifest the batch edited under its new blob (at
+// tree, the pushed tip's), made from the parse before when the edits only swapped weight
+// digits (manifest.advanced), so that the next batch of its rollouts, a tick later,
+// parses nothing; the parse of the old blob is dropped. It never empties the cache for
+// that: a manifest that does not fit is parsed when next needed.
+func (r *Repo) carryParses(tree plumbing.Hash, plan []*plannedWrite) {
+	edits := map[*manifest][]routeEdit{}
+	var order []*plannedWrite
+	for _, pw := range plan {
+		if len(pw.e.edits) == 0 {
+			continue
+		}
+		if _, ok := edits[pw.m]; !ok {
+			order = append(order, pw)
+		}
+		edits[pw.m] = append(edits[pw.m], pw.e)
+	}
+	for _, pw := range order {
+		m, es := pw.m, edits[pw.m]
+		if !m.onlySwapsDigits(es) {
+			continue
+		}
+		h, err := r.entryAt(tree, pw.p.doc.Spec.Manifest)
+		if err != nil {
+			continue
+		}
+		next := m.advanced(es)
+		if plumbing.ComputeHash(plumbing.BlobObject, next.data) != h {
+			continue // not the bytes pushed (another write of the file in the chain): parse them when needed
+		}
+		next.blob = h
+		if !m.blob.IsZero() {
+			r.parsed.drop(m.blob)
+		}
+		r.parsed.putIfRoom(h, next, parsedSize(next))
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -366,5 +369,86 @@ func BenchmarkCompactAfterBatches(b *testing.B) {
 		b.StopTimer()
 		packs, _ := filepath.Glob(filepath.Join(r.cachePath(), "objects", "pack", "*.pack"))
 		b.ReportMetric(float64(len(packs)), "packs")
+	}
+}
+
+// TestBatchOfIdenticalFiles has two rollouts in one batch whose manifests are two files of
+// the same bytes (one object of the cache), each rollout driving another VirtualService of
+// them: the git CLI shows each file with its own rollout's change and nothing of the other's.
+func TestBatchOfIdenticalFiles(t *testing.T) {
+	needGit(t)
+	same := manyVS(2) // vs-1 at 40 %, so that it can roll back
+	i := strings.LastIndex(same, "weight: 100")
+	same = same[:i] + "weight: 60" + same[i+len("weight: 100"):]
+	i = strings.LastIndex(same, "weight: 0\n")
+	same = same[:i] + "weight: 40\n" + same[i+len("weight: 0\n"):]
+	rem := newRemote(t, map[string]string{"a/vs.yaml": same, "b/vs.yaml": same})
+	r := openRepo(t, rem.url, func(c *Config) { c.BatchWindow = time.Hour })
+	if _, err := r.RouteWeights(docFor(t, 0, "a/vs.yaml"), 1<<20); err != nil { // the one blob of both files parsed and cached
+		t.Fatal(err)
+	}
+	before := reflogLen(t, rem.dir)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.SetWeights(ctxT(t), docFor(t, 0, "a/vs.yaml"), rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3,
+			Weights: rollout.CanaryAt(20), Base: rollout.CanaryAt(0)})
+		done <- err
+	}()
+	waitQueued(t, r, 1)
+	if _, err := r.SetWeights(ctxT(t), docFor(t, 1, "b/vs.yaml"), rollout.Commit{Kind: rollout.Rollback, Run: 1, Steps: 3,
+		Weights: rollout.CanaryAt(0), Base: rollout.CanaryAt(40), Reason: "probe failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if pushes := reflogLen(t, rem.dir) - before; pushes != 1 {
+		t.Errorf("%d pushes, want one batch", pushes)
+	}
+	wantA := strings.Replace(strings.Replace(same, "weight: 100", "weight: 80", 1), "weight: 0\n", "weight: 20\n", 1)
+	wantB := strings.Replace(strings.Replace(same, "weight: 60", "weight: 100", 1), "weight: 40", "weight: 0", 1)
+	for file, want := range map[string]string{"a/vs.yaml": wantA, "b/vs.yaml": wantB} {
+		if got := gitRun(t, rem.dir, "show", "main:"+file); strings.TrimSpace(got) != strings.TrimSpace(want) {
+			t.Errorf("%s at main:\n%s\nwant:\n%s", file, got, want)
+		}
+	}
+}
+
+// TestBatchCarriesParses has 20 rollouts, a file each, take a step in one batch: the parse
+// of each file's new version is in the cache under the blob the git CLI names for it, and
+// is what parsing the bytes the git CLI shows gives, so that the next tick parses nothing.
+func TestBatchCarriesParses(t *testing.T) {
+	needGit(t)
+	const n = 20
+	lay := layouts[1]
+	rem := newRemote(t, lay.files(n))
+	r := openRepo(t, rem.url, nil)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c := rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(20), Base: rollout.CanaryAt(0)}
+			if _, err := r.SetWeights(ctxT(t), docFor(t, i, lay.manifest(i)), c); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range n {
+		file := lay.manifest(i)
+		blob := plumbing.NewHash(strings.TrimSpace(gitRun(t, rem.dir, "rev-parse", "main:"+file)))
+		m, ok := r.parsed.get(blob)
+		if !ok {
+			t.Errorf("%s: no parse of its new blob %s in the cache", file, blob)
+			continue
+		}
+		want, err := parseDocs([]byte(gitRun(t, rem.dir, "show", "main:"+file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, m.docs); diff != "" {
+			t.Errorf("%s: the carried parse is not the file's (-parsed +carried):\n%s", file, diff)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/canarydio/canaryd/rollout"
@@ -19,6 +20,7 @@ type manifest struct {
 	src   *source
 	named map[string][]int // "kind/name" → the documents defining such an object
 	plain []int8           // per document: 0 not yet known, 1 plain (see plainDoc), -1 not
+	blob  plumbing.Hash    // the blob data is, when read from one (the key it is cached by)
 }
 
 // among returns the documents that could define t's object, so that a file of many
@@ -297,4 +299,55 @@ func plainNode(n *yaml.Node) bool {
 		}
 	}
 	return true
+}
+
+// advanced returns the manifest the edits es make of m, parsed without parsing: es only
+// swap weight digits (onlySwapsDigits holds), so the parse of the edited text is m's with
+// those weights' values changed and every node after one of them on its line moved by the
+// change in length. Documents es does not edit are shared with m (parsed manifests are
+// never changed); the others are copied. FuzzVerifyShortcut holds the result to a parse.
+func (m *manifest) advanced(es []routeEdit) *manifest {
+	type moved struct{ col, by int }
+	values := map[*yaml.Node]string{}
+	lines := map[int][]moved{}
+	docs := map[int]bool{}
+	for _, e := range es {
+		if len(e.edits) == 0 {
+			continue
+		}
+		for k, d := range []*destination{e.loc.stable, e.loc.canary} {
+			ed, n := e.edits[k], d.weight
+			if q := quoteOf([]byte(ed.text)); q != 0 {
+				values[n] = ed.text[1 : len(ed.text)-1]
+			} else {
+				values[n] = ed.text
+			}
+			lines[n.Line] = append(lines[n.Line], moved{col: n.Column, by: len(ed.text) - ed.n})
+		}
+		docs[e.loc.doc] = true
+	}
+	var clone func(n *yaml.Node) *yaml.Node
+	clone = func(n *yaml.Node) *yaml.Node {
+		c := *n
+		if v, ok := values[n]; ok {
+			c.Value = v
+		}
+		for _, mv := range lines[n.Line] {
+			if n.Column > mv.col {
+				c.Column += mv.by
+			}
+		}
+		if n.Content != nil {
+			c.Content = make([]*yaml.Node, len(n.Content))
+			for i, child := range n.Content {
+				c.Content[i] = clone(child)
+			}
+		}
+		return &c
+	}
+	out := &manifest{data: m.apply(es), docs: slices.Clone(m.docs), named: m.named, plain: slices.Clone(m.plain)}
+	for i := range docs {
+		out.docs[i] = clone(m.docs[i])
+	}
+	return out
 }

@@ -132,6 +132,7 @@ func (r *Repo) RouteWeights(doc *rollout.Document, limit int64) (rollout.Weights
 		if err != nil {
 			return nil, err
 		}
+		m.blob = blob
 		r.parsed.put(blob, m, parsedSize(m))
 		return m, nil
 	})

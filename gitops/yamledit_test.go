@@ -256,7 +256,8 @@ func shortcutEdits(t *testing.T, m *manifest, refs []VSRef, w rollout.Weights) [
 // FuzzVerifyShortcut holds the check a batch passes without parsing its edits again
 // (onlySwapsDigits) to the full check: whenever it lets edits pass, the full check, which
 // parses the edited text, reads each route back and compares every decoded value, must
-// pass them too.
+// pass them too; and the parse carried over to the edited text (advanced) must be what
+// parsing that text gives, node for node, positions and comments included.
 func FuzzVerifyShortcut(f *testing.F) {
 	for _, data := range editSeeds(f) {
 		f.Add(data, uint8(40), "", uint8(0))
@@ -275,6 +276,13 @@ spec:
   tcp:
   - route: [*stable]
 `), uint8(40), "", uint8(1))
+	// Both weights on one line, with nodes after each: the carried parse moves them.
+	f.Add([]byte(`kind: GRPCRoute
+metadata: {name: grpc-route, namespace: default}
+spec:
+  rules:
+  - backendRefs: [{name: grpc-helloworld-py-v1, weight: 100, port: 50051}, {name: grpc-helloworld-py-v2, weight: 0, port: 50051}] # one line
+`), uint8(40), "", uint8(2))
 	f.Fuzz(func(t *testing.T, in []byte, canary uint8, route string, mask uint8) {
 		m, err := parseManifest(in)
 		if err != nil {
@@ -293,6 +301,24 @@ spec:
 		}
 		if err := m.verifyByParse(es); err != nil {
 			t.Fatalf("the shortcut passed edits the full check refuses: %v\n%q", err, m.apply(es))
+		}
+		next := m.advanced(es)
+		if !bytes.Equal(next.data, m.apply(es)) {
+			t.Fatalf("advanced holds %q, the edits make %q", next.data, m.apply(es))
+		}
+		parsed, err := parseDocs(next.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(parsed, next.docs); diff != "" {
+			t.Fatalf("advanced is not the parse of its text (-parsed +advanced):\n%s", diff)
+		}
+		again, err := parseManifest(in) // m itself is left as parsed
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(again.docs, m.docs); diff != "" {
+			t.Fatalf("advanced changed the manifest it came from:\n%s", diff)
 		}
 	})
 }
