@@ -148,6 +148,9 @@ func (w *worker) apply(ctx context.Context, j job) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if err := w.c.applies.pace(ctx, j.m.Kind.Backward()); err != nil { // before a turn: no turn is held waiting
+		return fmt.Errorf("apply %s: waiting for the rate limit of writes to the cluster: %w", j.m.Weights, err)
+	}
 	if err := w.c.applies.acquire(ctx, j.m.Kind.Backward()); err != nil {
 		return fmt.Errorf("apply %s: waiting for a turn to write to the cluster: %w", j.m.Weights, err)
 	}

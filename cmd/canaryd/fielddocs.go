@@ -114,7 +114,7 @@ var configDocs = map[string]string{
 	"git.unreachableAfter":                    "How long fetches may fail before `/readyz` answers 503 (Git unreachable), with the last error. Default 2m.",
 	"git.webhookSecretFile":                   "A file with the secret `POST /hooks/git` checks: GitHub's `X-Hub-Signature-256` and Gitea's `X-Gitea-Signature` (HMAC-SHA256), GitLab's `X-Gitlab-Token`. Empty or unset: the hook only triggers a fetch, rate-limited.",
 	"kubernetes.qps":                          "The client-side rate limit of canaryd's requests to the API server, per second (a weight change of a VirtualService is one update while no one else writes the object, else a read and an update; one that is already in place, a read). Default 100.",
-	"kubernetes.burst":                        "The burst the rate limit allows. Default 200.",
+	"kubernetes.burst":                        "The burst the rate limit allows; steps forward leave half of it to rollbacks and aborts, so that a mass rollback right after a storm of steps finds it. Default 200.",
 	"kubernetes.maxApplies":                   "How many weight changes may be in flight to the API server at once, across rollouts; rollbacks and aborts wait ahead of steps forward. Default 16.",
 	"kubernetes.convergeTimeout":              "In gitops mode, how long a step forward waits for the live VirtualService to carry its committed weights before its bake starts; past it the check fails with that reason. Default 5m.",
 	"kubernetes.leaderElection.leaseDuration": "How long the Lease holds without renewal: a new leader takes over at most this long after the old one stopped. Default 15s.",
