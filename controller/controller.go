@@ -39,11 +39,6 @@ type Options struct {
 	// MaxApplies bounds the writes to the cluster in flight at once, across rollouts
 	// (default DefaultMaxApplies); rollbacks and aborts wait ahead of steps forward.
 	MaxApplies int
-	// ApplyQPS and ApplyBurst pace the writes to the cluster (0: not paced here), as the
-	// API server's client limits its requests; steps forward leave half the burst to
-	// rollbacks and aborts.
-	ApplyQPS   float64
-	ApplyBurst int
 	// Hook, when set, is called at each point of the step protocol ("intent", "committed",
 	// "applied", "recorded"). Tests use it to kill the process at a chosen point.
 	Hook func(point string, m rollout.Move)
@@ -82,11 +77,9 @@ func New(opts Options) *Controller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	applies := newApplyGate(opts.MaxApplies)
-	applies.limit(opts.ApplyQPS, opts.ApplyBurst)
 	return &Controller{opts: opts, log: log, docs: map[string]*rollout.Document{},
 		workers: map[string]*worker{}, queued: map[string][]Input{}, changed: make(chan struct{}, 1),
-		applies: applies}
+		applies: newApplyGate(opts.MaxApplies)}
 }
 
 // Set replaces the set of rollouts to run. Rollouts that are new start; ones no longer in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/canarydio/canaryd/pace"
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -148,13 +149,13 @@ func (w *worker) apply(ctx context.Context, j job) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := w.c.applies.pace(ctx, j.m.Kind.Backward()); err != nil { // before a turn: no turn is held waiting
-		return fmt.Errorf("apply %s: waiting for the rate limit of writes to the cluster: %w", j.m.Weights, err)
-	}
 	if err := w.c.applies.acquire(ctx, j.m.Kind.Backward()); err != nil {
 		return fmt.Errorf("apply %s: waiting for a turn to write to the cluster: %w", j.m.Weights, err)
 	}
 	defer w.c.applies.release()
+	if j.m.Kind.Backward() {
+		ctx = pace.Backward(ctx) // its requests may use the part of the rate limit steps leave
+	}
 	if err := w.guard("apply", func() error { return w.c.opts.Router.SetWeights(ctx, j.doc, j.m.Weights) }); err != nil {
 		return fmt.Errorf("apply %s: %w", j.m.Weights, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/canarydio/canaryd/controller"
 	"github.com/canarydio/canaryd/gatewayapi"
 	"github.com/canarydio/canaryd/istio"
+	"github.com/canarydio/canaryd/pace"
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -29,9 +30,20 @@ type routers struct {
 	gateway *gatewayapi.Router
 }
 
-// newRouters builds both routers for the API server cfg names, limited to qps requests a
-// second in bursts of burst (zero: the routers' defaults). It makes no request.
+// newRouters builds both routers for the API server cfg names, limited together to qps
+// requests a second in bursts of burst (zero: the routers' defaults; a negative qps: no
+// limit), half the burst kept for rollbacks and aborts. It makes no request.
 func newRouters(cfg *rest.Config, qps float32, burst int, log *slog.Logger) (routers, error) {
+	if cfg.RateLimiter == nil && cfg.QPS == 0 && cfg.Burst == 0 && qps >= 0 {
+		cfg = rest.CopyConfig(cfg)
+		if qps == 0 {
+			qps = istio.DefaultQPS
+		}
+		if burst <= 0 {
+			burst = istio.DefaultBurst
+		}
+		cfg.RateLimiter = pace.New(float64(qps), burst)
+	}
 	is, err := istio.NewRouter(cfg, istio.Options{Logger: log, QPS: qps, Burst: burst})
 	if err != nil {
 		return routers{}, err

@@ -122,7 +122,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return err
 		}
 		opts.MaxApplies = k.MaxApplies
-		opts.ApplyQPS, opts.ApplyBurst = applyPace(k.QPS, k.Burst)
 		if k.Mode == "apply" {
 			opts.Router = router
 		} else { // gitops: read the cluster, never write it; bake once it carries a step
@@ -377,19 +376,4 @@ func stepHooks(m *server.Metrics, next func(string, rollout.Move)) func(string, 
 			next(point, mv)
 		}
 	}
-}
-
-// applyPace is the pace of the controller's writes to the cluster: the client's rate limit
-// (kubernetes.qps and burst, their defaults when 0; none when qps is negative).
-func applyPace(qps float32, burst int) (float64, int) {
-	switch {
-	case qps < 0:
-		return 0, 0
-	case qps == 0:
-		qps = istio.DefaultQPS
-	}
-	if burst <= 0 {
-		burst = istio.DefaultBurst
-	}
-	return float64(qps), burst
 }
