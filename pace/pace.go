@@ -30,58 +30,56 @@ func isBackward(ctx context.Context) bool {
 // keeps half the burst for backward requests. It is a flowcontrol.RateLimiter of
 // client-go: set it as a rest.Config's RateLimiter, and every client made from that config
 // shares it. It is safe for concurrent use.
+//
+// Every request takes a token of all; a forward request first takes one of forward, a
+// bucket of the same rate whose burst is the part not kept. A storm of steps empties
+// forward while all, drawn down as much, still holds the kept part; a rollback finds it.
+// Both wait by reservation (each waiter sleeps until its token is due), as client-go's own
+// limiter does, so that a thousand waiting requests cost no CPU.
 type Limiter struct {
-	rate    *rate.Limiter
-	reserve float64
-	mu      sync.Mutex // makes a forward request's look at the tokens and its take one
+	all, forward *rate.Limiter
+	mu           sync.Mutex // TryAccept's look at both buckets and its take
 }
 
 // New returns a limiter of qps requests a second (more than 0) with a burst of burst.
 func New(qps float64, burst int) *Limiter {
 	burst = max(burst, 1)
-	return &Limiter{rate: rate.NewLimiter(rate.Limit(qps), burst), reserve: float64(burst / 2)}
+	return &Limiter{all: rate.NewLimiter(rate.Limit(qps), burst), forward: rate.NewLimiter(rate.Limit(qps), max(1, burst-burst/2))}
 }
 
-// Wait returns once the request made with ctx may go, or when ctx ends.
+// Wait returns once the request made with ctx may go, or when ctx ends (at once when its
+// deadline comes before the token would).
 func (l *Limiter) Wait(ctx context.Context) error {
-	if isBackward(ctx) {
-		return l.rate.Wait(ctx)
-	}
-	for {
-		wait := l.take(time.Now())
-		if wait == 0 {
-			return nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+	if !isBackward(ctx) {
+		if err := l.forward.Wait(ctx); err != nil {
+			return err
 		}
 	}
+	return l.all.Wait(ctx)
 }
 
-// take takes a token for a forward request at now when more than the reserve are left,
-// and returns 0; otherwise it takes none and returns how long until there would be.
-func (l *Limiter) take(now time.Time) time.Duration {
+// allow takes a token at now for a request if one may go now, and reports whether it did.
+func (l *Limiter) allow(now time.Time, backward bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	tokens := l.rate.TokensAt(now)
-	if tokens >= l.reserve+1 && l.rate.AllowN(now, 1) {
-		return 0
+	if backward {
+		return l.all.AllowN(now, 1)
 	}
-	return max(time.Millisecond, time.Duration((l.reserve+1-tokens)/float64(l.rate.Limit())*float64(time.Second)))
+	if l.forward.TokensAt(now) < 1 || l.all.TokensAt(now) < 1 {
+		return false
+	}
+	l.forward.AllowN(now, 1)
+	return l.all.AllowN(now, 1)
 }
 
 // TryAccept takes a token for a forward request if one may go now.
-func (l *Limiter) TryAccept() bool { return l.take(time.Now()) == 0 }
+func (l *Limiter) TryAccept() bool { return l.allow(time.Now(), false) }
 
 // Accept waits for a token for a forward request.
 func (l *Limiter) Accept() { _ = l.Wait(context.Background()) }
 
 // QPS is the limiter's rate.
-func (l *Limiter) QPS() float32 { return float32(l.rate.Limit()) }
+func (l *Limiter) QPS() float32 { return float32(l.all.Limit()) }
 
 // Stop does nothing: the limiter holds no goroutine.
 func (l *Limiter) Stop() {}

@@ -12,12 +12,12 @@ var _ flowcontrol.RateLimiter = (*Limiter)(nil)
 
 // TestLimiterKeepsTokensForRollbacks: at 10 requests a second with a burst of 20, forward
 // requests stop taking tokens with 10 left; those 10 are a mass rollback's at once, and
-// forward requests wait for the bucket to refill above the reserve, told how long.
+// forward requests go again as the buckets refill, at the rate.
 func TestLimiterKeepsTokensForRollbacks(t *testing.T) {
 	l := New(10, 20)
 	now := time.Now()
 	forward := 0
-	for l.take(now) == 0 {
+	for l.allow(now, false) {
 		forward++
 		if forward > 20 {
 			t.Fatal("forward requests took more than the burst")
@@ -26,21 +26,21 @@ func TestLimiterKeepsTokensForRollbacks(t *testing.T) {
 	if forward != 10 {
 		t.Fatalf("forward requests took %d tokens of 20, want 10 (half kept)", forward)
 	}
-	if wait := l.take(now); wait < 90*time.Millisecond || wait > 110*time.Millisecond {
-		t.Errorf("a forward request with the reserve left waits %v, want 100ms (one token at 10/s)", wait)
-	}
 	backward := 0
-	for l.rate.AllowN(now, 1) { // what Wait does for a backward request, at now
+	for l.allow(now, true) {
 		backward++
 	}
 	if backward != 10 {
 		t.Errorf("backward requests found %d tokens, want the 10 kept", backward)
 	}
-	if wait := l.take(now); wait < time.Second || wait > 1100*time.Millisecond {
-		t.Errorf("with the bucket empty a forward request waits %v, want 1.1s (11 tokens at 10/s)", wait)
+	if l.allow(now.Add(50*time.Millisecond), false) {
+		t.Error("a forward request went before a token was due")
 	}
-	if l.take(now.Add(1100*time.Millisecond)) != 0 {
-		t.Error("a forward request still waits once the bucket refilled above the reserve")
+	if !l.allow(now.Add(100*time.Millisecond), false) {
+		t.Error("a forward request waits with a token due (one every 100ms)")
+	}
+	if l.allow(now.Add(150*time.Millisecond), true) {
+		t.Error("a backward request found a token the forward one took")
 	}
 }
 

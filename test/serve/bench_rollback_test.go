@@ -103,7 +103,9 @@ func massRollbackOnce(b *testing.B, kube *kubetest.Env, kc *kubetest.Client, qps
 	kubeconfig := writeKubeconfig(b, dir, kube.Config)
 	listen, cmd := startScale(b, dir, s.url, fmt.Sprintf("kubernetes: {mode: apply, kubeconfig: %s, qps: %d, burst: %d}\n",
 		kubeconfig, qps, 2*qps))
+	profiled := profileStorm(b, listen, s.tick, "apply-tick")
 	s.waitFast(b, n, func(c scaleCommit) bool { return c.step == "2/3" }, time.Until(s.tick)+5*time.Minute)
+	profiled()
 	canaries := func(want int64) int {
 		l, err := vss.List(context.Background(), metav1.ListOptions{})
 		if err != nil {
