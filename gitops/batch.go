@@ -267,7 +267,10 @@ func (r *Repo) tryBatch(bg context.Context, items []*pendingWrite, skipKnown boo
 	}
 	built := o.finish()
 	chained := time.Now()
-	pctx, pcancel := context.WithTimeout(bg, r.cfg.PushTimeout)
+	// A push once begun ends by its deadline, never by Close: a file:// remote's receive-pack
+	// is canaryd's child, and killing it inside its ref update would leave the branch
+	// locked against every later push.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(bg), r.cfg.PushTimeout)
 	defer pcancel()
 	if head.Hash != adv { // the remote moved while we fetched: ask it again
 		sess.Close()

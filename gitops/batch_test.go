@@ -452,3 +452,39 @@ func TestBatchCarriesParses(t *testing.T) {
 		}
 	}
 }
+
+// TestPushOutlivesClose closes the repo (as canaryd does on SIGTERM) while a batch is about
+// to push to a file:// remote, whose receive-pack is canaryd's own child: the push still
+// ends as it would have, its commit on main (the git CLI says), no lock left behind, and a
+// person's push after it goes through.
+func TestPushOutlivesClose(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, layouts[0].files(1))
+	r := openRepo(t, rem.url, nil)
+	closed := make(chan error, 1)
+	r.beforePush = func() {
+		go func() { closed <- r.Close() }()
+		for r.bg.Err() == nil {
+			runtime.Gosched()
+		}
+	}
+	sha, err := r.SetWeights(ctxT(t), docFor(t, 0, "deploy/vs.yaml"), rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3,
+		Weights: rollout.CanaryAt(20), Base: rollout.CanaryAt(0)})
+	if err != nil {
+		t.Fatalf("a push begun before Close: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if head := strings.TrimSpace(gitRun(t, rem.dir, "rev-parse", "main")); head != sha {
+		t.Fatalf("main is at %s, want the pushed %s", head, sha)
+	}
+	if _, err := os.Stat(filepath.Join(rem.dir, "refs", "heads", "main.lock")); !os.IsNotExist(err) {
+		t.Fatalf("a lock on main is left behind: %v", err)
+	}
+	work := personClone(t, rem.url)
+	writeFile(t, work, "NOTES.md", "after canaryd stopped\n")
+	gitRun(t, work, "add", "-A")
+	gitRun(t, work, "commit", "-q", "-m", "a person's note")
+	gitRun(t, work, "push", "-q", "origin", "HEAD:main")
+}
