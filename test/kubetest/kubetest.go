@@ -52,10 +52,11 @@ var shared struct {
 }
 
 // Main runs the tests and benchmarks of a package that uses Start, then
-// stops the shared API server. Call it from TestMain:
+// stops the shared API server and calls each of after (the package's own
+// clean-up, since Main exits). Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { kubetest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M, after ...func()) {
 	shared.Lock()
 	shared.main = true
 	shared.Unlock()
@@ -71,6 +72,9 @@ func Main(m *testing.M) {
 		shared.env = nil
 	}
 	shared.Unlock()
+	for _, f := range after {
+		f()
+	}
 	os.Exit(code)
 }
 

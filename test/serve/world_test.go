@@ -21,7 +21,13 @@ import (
 	"github.com/canarydio/canaryd/test/promtest"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
+func TestMain(m *testing.M) {
+	kubetest.Main(m, func() { // the built canaryd is the test binary's own
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+	})
+}
 
 var (
 	buildOnce sync.Once
