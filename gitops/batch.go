@@ -459,14 +459,15 @@ func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
 }
 
 // maxParsedBytes bounds the parsed-manifest cache by the estimated memory of the parsed
-// nodes (parsedSize); it is emptied when full, but always keeps the manifest just parsed.
-// It holds the parses of 10,000 small manifests, each carried from one version to the next
+// nodes (parsedSize); when full, it evicts parses at random, but always keeps the manifest
+// just parsed. It holds the parses of 10,000 small manifests, each carried from one version to the next
 // by the batch that writes it (carryParses), so that a tick of 10,000 rollouts parses none.
 const maxParsedBytes = 128 << 20
 
-// parsedSize estimates the memory of a parsed manifest: yaml nodes take about 30 times
-// the bytes of the source.
-func parsedSize(m *manifest) int { return 30 * len(m.data) }
+// parsedSize estimates the memory of a parsed manifest: yaml nodes take about 24 times
+// the bytes of the source (measured: 10.5 KB of heap for the sample's VirtualService of
+// 454 bytes).
+func parsedSize(m *manifest) int { return 24 * len(m.data) }
 
 // parsedAt returns file at c, parsed. Manifests are cached by blob hash, so that a batch
 // or a sync of many rollouts parses each manifest once, not once per rollout. The caller
@@ -715,7 +716,7 @@ func (r *Repo) afterPush(old plumbing.Hash, plan []*plannedWrite, commits []plum
 // carryParses caches the parse of each manifest the batch edited under its new blob (at
 // tree, the pushed tip's), made from the parse before when the edits only swapped weight
 // digits (manifest.advanced), so that the next batch of its rollouts, a tick later,
-// parses nothing; the parse of the old blob is dropped. It never empties the cache for
+// parses nothing; the parse of the old blob is dropped. It never evicts others for
 // that: a manifest that does not fit is parsed when next needed.
 func (r *Repo) carryParses(tree plumbing.Hash, plan []*plannedWrite) {
 	edits := map[*manifest][]routeEdit{}

@@ -3,7 +3,10 @@ package gitops
 import "github.com/go-git/go-git/v5/plumbing"
 
 // byteCache holds decoded objects by hash (objects never change) up to a budget of their
-// estimated sizes; it is emptied when an addition would pass it. The caller guards it.
+// estimated sizes; an addition that would pass it evicts objects picked at random until it
+// fits. Random, not least recently used: a batch walks its rollouts' manifests in a cycle,
+// and when they outgrow the budget, a random victim keeps most of them cached where LRU, or
+// emptying the cache, would keep none. The caller guards it.
 type byteCache[V any] struct {
 	items map[plumbing.Hash]sized[V]
 	bytes int
@@ -24,18 +27,23 @@ func (c *byteCache[V]) get(h plumbing.Hash) (V, bool) {
 	return it.v, ok
 }
 
+// put adds v, evicting others until it fits; v itself is kept even when it alone passes
+// the budget (the caller is about to use it).
 func (c *byteCache[V]) put(h plumbing.Hash, v V, size int) {
 	c.drop(h)
-	if c.bytes+size > c.limit {
-		clear(c.items)
-		c.bytes = 0
+	for k, it := range c.items { // map order is random: these are random victims
+		if c.bytes+size <= c.limit {
+			break
+		}
+		delete(c.items, k)
+		c.bytes -= it.size
 	}
 	c.items[h] = sized[V]{v: v, size: size}
 	c.bytes += size
 }
 
 // putIfRoom is put for an object that is only worth keeping while there is room: it never
-// empties the cache.
+// evicts another.
 func (c *byteCache[V]) putIfRoom(h plumbing.Hash, v V, size int) {
 	c.drop(h)
 	if c.bytes+size <= c.limit {

@@ -372,7 +372,8 @@ func (r *Repo) blobAt(c *object.Commit, path string) plumbing.Hash {
 }
 
 // maxTreeBytes bounds the decoded-tree cache by the trees' estimated size in memory (a
-// tree of a directory of 1,000 manifests takes about 100 KB); it is emptied when full.
+// tree of a directory of 1,000 manifests takes about 100 KB); when full, it evicts trees
+// at random.
 const maxTreeBytes = 32 << 20
 
 // treeSize estimates the memory a decoded tree holds.
