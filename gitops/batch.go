@@ -93,37 +93,65 @@ func (r *Repo) enqueue(p *pendingWrite) {
 	}
 }
 
-// flushLoop writes batches until the queue is empty.
+// flushLoop writes batches until the queue is empty. It takes a batch only once it holds
+// the repo lock: writes that come while a sync or a read holds it ride in the batch too.
 func (r *Repo) flushLoop() {
 	defer r.wg.Done()
 	for {
-		batch, ok := r.nextBatch()
-		if !ok {
+		if !r.awaitBatch() {
 			return
 		}
+		if r.awaited != nil {
+			r.awaited()
+		}
+		if err := r.mu.LockContext(r.bg); err != nil {
+			r.qmu.Lock()
+			batch := r.takeLocked()
+			r.qmu.Unlock()
+			for _, p := range batch {
+				p.fail(r, err)
+			}
+			continue
+		}
+		r.qmu.Lock()
+		batch := r.takeLocked()
+		r.qmu.Unlock()
 		if len(batch) > 0 {
 			r.writeBatch(batch)
 		}
+		r.mu.Unlock()
 	}
 }
 
-// nextBatch waits until the oldest queued write has waited Config.BatchWindow, or a
-// backward move is queued, and takes the batch. It returns false, and the flusher ends,
-// when the queue is empty.
-func (r *Repo) nextBatch() ([]*pendingWrite, bool) {
+// awaitBatch waits until the oldest queued write has waited Config.BatchWindow, or a
+// backward move is queued. While writes still arrive then (the newest
+// is younger than a fifth of the window: a storm of rollouts on one tick, whose workers
+// finish one after another), it gathers them for at most one more window, so that the
+// storm's stragglers ride in this batch instead of waiting for it to be pushed and forming
+// one of their own. A batch with a backward move is never held. It returns false, and the
+// flusher ends, when the queue is empty.
+func (r *Repo) awaitBatch() bool {
+	var due time.Time // when the oldest write had waited its window
 	for {
 		r.qmu.Lock()
 		if len(r.queue) == 0 {
 			r.flushing = false
 			r.qmu.Unlock()
-			return nil, false
+			return false
 		}
-		wait := r.cfg.BatchWindow - time.Since(r.queue[0].at)
+		now := time.Now()
+		wait := r.cfg.BatchWindow - now.Sub(r.queue[0].at)
 		urgent := slices.ContainsFunc(r.queue, func(p *pendingWrite) bool { return p.c.Kind.Backward() })
+		if wait <= 0 && !urgent {
+			if due.IsZero() {
+				due = now
+			}
+			quiet := r.cfg.BatchWindow/5 - now.Sub(r.queue[len(r.queue)-1].at)
+			wait = min(quiet, r.cfg.BatchWindow-now.Sub(due))
+		}
 		if wait <= 0 || urgent || r.bg.Err() != nil {
-			batch := r.takeLocked()
 			r.qmu.Unlock()
-			return batch, true
+			return true
 		}
 		r.qmu.Unlock()
 		t := time.NewTimer(wait)
@@ -181,16 +209,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// writeBatch writes a batch under the repo lock, replaying it on a rejected push, and
-// resolves every write of it.
+// writeBatch writes a batch, replaying it on a rejected push, and resolves every write of
+// it. The caller holds the repo lock.
 func (r *Repo) writeBatch(batch []*pendingWrite) {
-	if err := r.mu.LockContext(r.bg); err != nil {
-		for _, p := range batch {
-			p.fail(r, err)
-		}
-		return
-	}
-	defer r.mu.Unlock()
 	live := batch
 	var last error
 	for attempt := 1; attempt <= r.cfg.MaxAttempts; attempt++ {

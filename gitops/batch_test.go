@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -487,4 +488,128 @@ func TestPushOutlivesClose(t *testing.T) {
 	gitRun(t, work, "add", "-A")
 	gitRun(t, work, "commit", "-q", "-m", "a person's note")
 	gitRun(t, work, "push", "-q", "origin", "HEAD:main")
+}
+
+// gatherRepo is a Repo with only its write queue, for the flusher's choice of batch.
+func gatherRepo(t *testing.T, window time.Duration) *Repo {
+	return &Repo{cfg: Config{BatchWindow: window}, bg: t.Context(), urgent: make(chan struct{}, 1)}
+}
+
+func queuedWrite(t *testing.T, i int, at time.Time, kind rollout.MoveKind) *pendingWrite {
+	return &pendingWrite{ctx: t.Context(), doc: docFor(t, i, "deploy/vs.yaml"), at: at, res: make(chan writeResult, 1),
+		c: rollout.Commit{Kind: kind, Run: 1, Step: 1, Steps: 3, Weights: rollout.CanaryAt(40), Base: rollout.CanaryAt(0)}}
+}
+
+func batchNames(b []*pendingWrite) []string {
+	var out []string
+	for _, p := range b {
+		out = append(out, p.doc.Name())
+	}
+	return out
+}
+
+// When the oldest write has waited its window but writes are still arriving (a tick's
+// storm, its workers finishing one after another), the flusher gathers them: a write that
+// comes after the window ends rides in the same batch, not the next one.
+func TestBatchGathersAStorm(t *testing.T) {
+	const window = 10 * time.Second // the newest must be 2 s quiet: the test appends long before that
+	r := gatherRepo(t, window)
+	now := time.Now()
+	r.queue = []*pendingWrite{queuedWrite(t, 0, now.Add(-window), rollout.Forward), queuedWrite(t, 1, now, rollout.Forward)}
+	got := make(chan []*pendingWrite, 1)
+	go func() {
+		b := r.takeForTest()
+		got <- b
+	}()
+	r.enqueueForTest(queuedWrite(t, 2, time.Now(), rollout.Forward))
+	b := <-got
+	if names := batchNames(b); !slices.Equal(names, []string{"ro-0", "ro-1", "ro-2"}) {
+		t.Errorf("batch %v, want the straggler ro-2 in it with ro-0 and ro-1", names)
+	}
+}
+
+// A steady stream does not hold a batch back for ever: it is taken one more window after
+// the oldest write's window, with what came so far; and a rollback is never held to gather.
+func TestBatchGatherEnds(t *testing.T) {
+	const window = 200 * time.Millisecond
+	r := gatherRepo(t, window)
+	r.queue = []*pendingWrite{queuedWrite(t, 0, time.Now(), rollout.Forward)}
+	got := make(chan []*pendingWrite, 1)
+	go func() {
+		b := r.takeForTest()
+		got <- b
+	}()
+	var b []*pendingWrite
+	for i := 1; b == nil; i++ {
+		select {
+		case b = <-got:
+		case <-time.After(window / 20): // a write every 10 ms, well inside the quiet gap of 40 ms
+			if i > 1000 { // 10 s: a gather that never ends
+				t.Fatalf("no batch taken while writes kept arriving for %d ticks", i)
+			}
+			r.enqueueForTest(queuedWrite(t, i, time.Now(), rollout.Forward))
+		}
+	}
+	if len(b) < 2 {
+		t.Errorf("batch of %d, want the writes of the gather too", len(b))
+	}
+
+	r = gatherRepo(t, time.Hour)
+	r.queue = []*pendingWrite{queuedWrite(t, 0, time.Now().Add(-time.Hour), rollout.Forward), queuedWrite(t, 1, time.Now(), rollout.Rollback)}
+	if b := r.takeForTest(); !slices.Equal(batchNames(b), []string{"ro-1", "ro-0"}) {
+		t.Errorf("batch with a rollback %v, want it taken at once, rollback first", batchNames(b))
+	}
+}
+
+// takeForTest is the flusher's choice of batch: its wait, then its take.
+func (r *Repo) takeForTest() []*pendingWrite {
+	if !r.awaitBatch() {
+		return nil
+	}
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.takeLocked()
+}
+
+// enqueueForTest queues p as enqueue does, without starting a flusher.
+func (r *Repo) enqueueForTest(p *pendingWrite) {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	r.queue = append(r.queue, p)
+}
+
+// A write that comes while the flusher waits for the repo lock (held here as a sync holds
+// it) rides in the batch it waits to write: the flusher takes its batch once it holds the
+// lock, so the two writes are one push.
+func TestBatchTakenUnderTheLock(t *testing.T) {
+	needGit(t)
+	rem := newRemote(t, layouts[0].files(2))
+	r := openRepo(t, rem.url, func(c *Config) { c.BatchWindow = time.Millisecond })
+	before := reflogLen(t, rem.dir)
+	awaited := make(chan struct{})
+	var once sync.Once
+	r.awaited = func() { once.Do(func() { close(awaited) }) }
+	if err := r.mu.LockContext(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	write := func(i int) {
+		doc := docFor(t, i, "deploy/vs.yaml")
+		_, err := r.SetWeights(ctxT(t), doc, rollout.Commit{Kind: rollout.Forward, Run: 1, Step: 1, Steps: 3,
+			Weights: rollout.CanaryAt(40), Base: rollout.CanaryAt(0)})
+		errs <- err
+	}
+	go write(0)
+	<-awaited // the flusher waits for the lock with ro-0's write due
+	go write(1)
+	waitQueued(t, r, 2)
+	r.mu.Unlock()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pushes := reflogLen(t, rem.dir) - before; pushes != 1 {
+		t.Errorf("%d pushes, want the one batch of both writes", pushes)
+	}
 }

@@ -61,8 +61,8 @@ type Config struct {
 	MaxAttempts int
 	Backoff     time.Duration
 	// BatchWindow is how long a write waits for others to share its commit chain and push
-	// (default 100ms; negative: no wait). A batch that holds a rollback or an abort is
-	// written at once.
+	// (default 100ms; negative: no wait); while writes still arrive then, it waits for them
+	// up to one more window. A batch that holds a rollback or an abort is written at once.
 	BatchWindow time.Duration
 	// ChainBytes bounds what a batch's commits rewrite between them (default 64 MiB): a
 	// batch whose commits, one per rollout, would rewrite more of manifests and trees is
@@ -142,6 +142,9 @@ type Repo struct {
 	// beforePush, when set (by tests), runs after a batch's chain is built and before it
 	// is pushed: a person's push there makes the remote refuse the batch.
 	beforePush func()
+	// awaited, when set (by tests), runs when the flusher has waited out a batch's window
+	// and is about to take the repo lock.
+	awaited func()
 }
 
 // Open opens the cache for cfg.URL under cfg.Dir, cloning it the first time (a bare,

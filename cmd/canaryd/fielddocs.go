@@ -72,7 +72,7 @@ var configDocs = map[string]string{
 	"git.committer.name":                      "Committer name.",
 	"git.committer.email":                     "Committer email.",
 	"git.pollInterval":                        "How often canaryd fetches to see changes made by people; POST /hooks/git fetches at once. Default 10s.",
-	"git.batchWindow":                         "How long a step waits for other rollouts' steps to share its push: the steps due on one tick become one commit per rollout, chained, in one push (a batch too big for that shares commits; see faults.md). A rollback or an abort is never held back. 0: no wait. Default 100ms.",
+	"git.batchWindow":                         "How long a step waits for other rollouts' steps to share its push (while steps still arrive, up to one window more): the steps due on one tick become one commit per rollout, chained, in one push (a batch too big for that shares commits; see faults.md). A rollback or an abort is never held back. 0: no wait. Default 100ms.",
 	"git.auth":                                "Credentials, read from files; never logged.",
 	"git.auth.sshKeyFile":                     "A private key for ssh:// remotes.",
 	"git.auth.sshKeyPassphraseFile":           "The key's passphrase, when it has one.",
