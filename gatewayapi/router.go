@@ -15,20 +15,15 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/canarydio/canaryd/pace/limits"
 	"github.com/canarydio/canaryd/rollout"
-)
-
-// Client-side rate limits, as the Istio router's (a weight change here is three requests:
-// get, update, read back).
-const (
-	DefaultQPS   = 100
-	DefaultBurst = 200
 )
 
 // Options configures a Router.
 type Options struct {
-	// QPS and Burst limit the Router's requests; zero means DefaultQPS and DefaultBurst.
-	// They are used only when the rest.Config sets neither its own limits nor a RateLimiter.
+	// QPS and Burst limit the Router's requests as limits.Configure does (zero: its
+	// defaults; a weight change here is three requests: get, update, read back). They are
+	// used only when the rest.Config sets no limit of its own.
 	QPS   float32
 	Burst int
 	// Logger receives one line per weight change; nil discards.
@@ -48,17 +43,7 @@ type Router struct {
 
 // NewRouter returns a Router that talks to the API server cfg names. It makes no request.
 func NewRouter(cfg *rest.Config, opts Options) (*Router, error) {
-	cfg = rest.CopyConfig(cfg)
-	if cfg.RateLimiter == nil && cfg.QPS == 0 && cfg.Burst == 0 {
-		cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
-		if cfg.QPS == 0 {
-			cfg.QPS = DefaultQPS
-		}
-		if cfg.Burst == 0 {
-			cfg.Burst = DefaultBurst
-		}
-	}
-	cfg = rest.AddUserAgent(cfg, "canaryd")
+	cfg = rest.AddUserAgent(limits.Configure(cfg, opts.QPS, opts.Burst), "canaryd")
 	r := &Router{log: opts.Logger, mgr: opts.FieldManager}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)

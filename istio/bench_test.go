@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/canarydio/canaryd/istio"
+	"github.com/canarydio/canaryd/pace/limits"
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -47,7 +48,7 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 
 // BenchmarkManyVirtualServices changes the weights of many VirtualServices
 // from one process (16 workers sharing one Router) under three client-side
-// rate limits: none, the ones canaryd ships (istio.DefaultQPS/DefaultBurst)
+// rate limits: none, the ones canaryd ships (limits.DefaultQPS/DefaultBurst)
 // and client-go's defaults (5 QPS, burst 10). Each change is two requests,
 // so the limits, not the API server, set the pace; client-go's defaults run
 // on 100 objects (1,000 would take ten minutes) and report the same rate.
@@ -62,7 +63,7 @@ func BenchmarkManyVirtualServices(b *testing.B) {
 		fromConfig bool
 	}{
 		{name: "limits=none", qps: -1, n: total},
-		{name: fmt.Sprintf("limits=canaryd-%dqps-burst%d", istio.DefaultQPS, istio.DefaultBurst), n: total},
+		{name: fmt.Sprintf("limits=canaryd-%dqps-burst%d", limits.DefaultQPS, limits.DefaultBurst), n: total},
 		{name: fmt.Sprintf("limits=client-go-default-%dqps-burst%d", int(rest.DefaultQPS), rest.DefaultBurst),
 			qps: rest.DefaultQPS, burst: rest.DefaultBurst, n: 100, fromConfig: true},
 	}

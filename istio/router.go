@@ -18,29 +18,18 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/canarydio/canaryd/pace/limits"
 	"github.com/canarydio/canaryd/rollout"
 )
 
 // VirtualServices is the resource the Router edits.
 var VirtualServices = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
 
-// The client-side rate limits canaryd ships. client-go's defaults (5 requests
-// per second, bursts of 10) would let a rollback of many rollouts at once
-// queue for minutes. A weight change is one request while no one else writes
-// the object (the update starts from the API server's last answer), so 100/200
-// puts a mass rollback of 1,000 VirtualServices in the cluster in about 9 s,
-// while staying a small share of an API server's priority-and-fairness budget.
-// See BenchmarkManyVirtualServices and test/serve's BenchmarkMassRollbackApply.
-const (
-	DefaultQPS   = 100
-	DefaultBurst = 200
-)
-
 // Options configures a Router.
 type Options struct {
-	// QPS and Burst limit the Router's requests; zero means DefaultQPS and
-	// DefaultBurst, a negative QPS means no client-side limit. They are used
-	// only when the rest.Config sets neither its own limits nor a RateLimiter.
+	// QPS and Burst limit the Router's requests as limits.Configure does: zero
+	// means limits.DefaultQPS and limits.DefaultBurst, a negative QPS no client-side
+	// limit. They are used only when the rest.Config sets no limit of its own.
 	QPS   float32
 	Burst int
 	// Logger receives one line per weight change; nil discards.
@@ -68,17 +57,7 @@ const maxStored = 10000
 // NewRouter returns a Router that talks to the API server cfg names. It makes
 // no request.
 func NewRouter(cfg *rest.Config, opts Options) (*Router, error) {
-	cfg = rest.CopyConfig(cfg)
-	if cfg.RateLimiter == nil && cfg.QPS == 0 && cfg.Burst == 0 {
-		cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
-		if cfg.QPS == 0 {
-			cfg.QPS = DefaultQPS
-		}
-		if cfg.Burst == 0 {
-			cfg.Burst = DefaultBurst
-		}
-	}
-	cfg = rest.AddUserAgent(cfg, "canaryd")
+	cfg = rest.AddUserAgent(limits.Configure(cfg, opts.QPS, opts.Burst), "canaryd")
 	r := &Router{log: opts.Logger, mgr: opts.FieldManager, stored: map[rollout.ObjectRef]*unstructured.Unstructured{}}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))

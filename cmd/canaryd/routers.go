@@ -10,7 +10,7 @@ import (
 	"github.com/canarydio/canaryd/controller"
 	"github.com/canarydio/canaryd/gatewayapi"
 	"github.com/canarydio/canaryd/istio"
-	"github.com/canarydio/canaryd/pace"
+	"github.com/canarydio/canaryd/pace/limits"
 	"github.com/canarydio/canaryd/rollout"
 )
 
@@ -31,24 +31,16 @@ type routers struct {
 }
 
 // newRouters builds both routers for the API server cfg names, limited together to qps
-// requests a second in bursts of burst (zero: the routers' defaults; a negative qps: no
-// limit), half the burst kept for rollbacks and aborts. It makes no request.
+// requests a second in bursts of burst (limits.Configure: zero is its defaults, a
+// negative qps no limit), half the burst kept for rollbacks and aborts. It makes no
+// request.
 func newRouters(cfg *rest.Config, qps float32, burst int, log *slog.Logger) (routers, error) {
-	if cfg.RateLimiter == nil && cfg.QPS == 0 && cfg.Burst == 0 && qps >= 0 {
-		cfg = rest.CopyConfig(cfg)
-		if qps == 0 {
-			qps = istio.DefaultQPS
-		}
-		if burst <= 0 {
-			burst = istio.DefaultBurst
-		}
-		cfg.RateLimiter = pace.New(float64(qps), burst)
-	}
-	is, err := istio.NewRouter(cfg, istio.Options{Logger: log, QPS: qps, Burst: burst})
+	cfg = limits.Configure(cfg, qps, burst) // one limiter, shared by both
+	is, err := istio.NewRouter(cfg, istio.Options{Logger: log})
 	if err != nil {
 		return routers{}, err
 	}
-	gw, err := gatewayapi.NewRouter(cfg, gatewayapi.Options{Logger: log, QPS: qps, Burst: burst})
+	gw, err := gatewayapi.NewRouter(cfg, gatewayapi.Options{Logger: log})
 	if err != nil {
 		return routers{}, err
 	}
