@@ -228,13 +228,8 @@ func (m *manifest) onlySwapsDigits(es []routeEdit) bool {
 // weightText reports whether b is a weight as replaceScalar writes one: decimal digits
 // without a leading zero, bare or in double or single quotes.
 func weightText(b []byte) bool {
-	if q := quoteOf(b); q != 0 {
-		if len(b) < 2 || b[len(b)-1] != q {
-			return false
-		}
-		b = b[1 : len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 3 || (b[0] == '0' && len(b) > 1) {
+	b, ok := unquoted(b)
+	if !ok || len(b) == 0 || len(b) > 3 || (b[0] == '0' && len(b) > 1) {
 		return false
 	}
 	for _, c := range b {
@@ -243,6 +238,19 @@ func weightText(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// unquoted is b inside its quotes when it is quoted, else b; it is false when b opens a
+// quote it does not close.
+func unquoted(b []byte) ([]byte, bool) {
+	q := quoteOf(b)
+	if q == 0 {
+		return b, true
+	}
+	if len(b) < 2 || b[len(b)-1] != q {
+		return nil, false
+	}
+	return b[1 : len(b)-1], true
 }
 
 // quoteOf returns b's opening quote, or 0 when b is bare.
@@ -317,11 +325,8 @@ func (m *manifest) advanced(es []routeEdit) *manifest {
 		}
 		for k, d := range []*destination{e.loc.stable, e.loc.canary} {
 			ed, n := e.edits[k], d.weight
-			if q := quoteOf([]byte(ed.text)); q != 0 {
-				values[n] = ed.text[1 : len(ed.text)-1]
-			} else {
-				values[n] = ed.text
-			}
+			v, _ := unquoted([]byte(ed.text)) // onlySwapsDigits passed it: a weight, quoted or bare
+			values[n] = string(v)
 			lines[n.Line] = append(lines[n.Line], moved{col: n.Column, by: len(ed.text) - ed.n})
 		}
 		docs[e.loc.doc] = true
