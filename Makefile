@@ -47,10 +47,12 @@ bench: deps
 # manifest), then a mass rollback in apply mode against a real API server, and prints a
 # table: lateness after the tick (p50/p99/max), pushes per tick, peak RSS, CPU seconds,
 # list latency during the storm and the mass rollback. SCALE_ROLLOUTS sets how many
-# (default 1000); the raw output is in scale.out.
+# (default 1000), SCALE_APPLY_ROLLOUTS how many the apply-mode mass rollback runs (default
+# 1000); the raw output is in scale.out.
 SCALE_ROLLOUTS ?= 1000
+SCALE_APPLY_ROLLOUTS ?= 1000
 scale: deps
-	CANARYD_SCALE_ROLLOUTS=$(SCALE_ROLLOUTS) $(GO) test -run '^$$' -bench 'BenchmarkScale|BenchmarkMassRollbackApply' \
+	CANARYD_SCALE_ROLLOUTS=$(SCALE_ROLLOUTS) CANARYD_SCALE_APPLY_ROLLOUTS=$(SCALE_APPLY_ROLLOUTS) $(GO) test -run '^$$' -bench 'BenchmarkScale|BenchmarkMassRollbackApply' \
 		-benchtime 1x -timeout 90m ./test/serve | tee scale.out | grep --line-buffered -E '^(Benchmark|ok|FAIL)' | \
 		awk '/^Benchmark/ { sub(/^Benchmark/, "", $$1); sub(/-[0-9]+$$/, "", $$1); printf "%-44s", $$1; \
 			for (i = 5; i < NF; i += 2) printf "  %s %s", $$i, $$(i+1); print ""; next } { print }'
