@@ -104,18 +104,14 @@ func (r *Repo) flushLoop() {
 		if r.awaited != nil {
 			r.awaited()
 		}
-		if err := r.mu.LockContext(r.bg); err != nil {
-			r.qmu.Lock()
-			batch := r.takeLocked()
-			r.qmu.Unlock()
+		err := r.mu.LockContext(r.bg)
+		batch := r.take()
+		if err != nil {
 			for _, p := range batch {
 				p.fail(r, err)
 			}
 			continue
 		}
-		r.qmu.Lock()
-		batch := r.takeLocked()
-		r.qmu.Unlock()
 		if len(batch) > 0 {
 			r.writeBatch(batch)
 		}
@@ -124,9 +120,9 @@ func (r *Repo) flushLoop() {
 }
 
 // awaitBatch waits until the oldest queued write has waited Config.BatchWindow, or a
-// backward move is queued. While writes still arrive then (the newest
-// is younger than a fifth of the window: a storm of rollouts on one tick, whose workers
-// finish one after another), it gathers them for at most one more window, so that the
+// backward move is queued. While writes still arrive then (the newest is younger than a
+// fifth of the window: a storm of rollouts on one tick, whose workers finish one after
+// another), it gathers them for at most one more window, so that the
 // storm's stragglers ride in this batch instead of waiting for it to be pushed and forming
 // one of their own. A batch with a backward move is never held. It returns false, and the
 // flusher ends, when the queue is empty.
@@ -162,6 +158,13 @@ func (r *Repo) awaitBatch() bool {
 		}
 		t.Stop()
 	}
+}
+
+// take is takeLocked under qmu.
+func (r *Repo) take() []*pendingWrite {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.takeLocked()
 }
 
 // takeLocked takes the queued writes of a batch, backward moves first: one per rollout
@@ -481,8 +484,9 @@ func (r *Repo) verifyPlan(plan []*plannedWrite) []*plannedWrite {
 
 // maxParsedBytes bounds the parsed-manifest cache by the estimated memory of the parsed
 // nodes (parsedSize); when full, it evicts parses at random, but always keeps the manifest
-// just parsed. It holds the parses of 10,000 small manifests, each carried from one version to the next
-// by the batch that writes it (carryParses), so that a tick of 10,000 rollouts parses none.
+// just parsed. It holds the parses of 10,000 small manifests, each carried from one
+// version to the next by the batch that writes it (carryParses), so that a tick of 10,000
+// rollouts parses none.
 const maxParsedBytes = 128 << 20
 
 // parsedSize estimates the memory of a parsed manifest: yaml nodes take about 24 times

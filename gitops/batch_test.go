@@ -566,9 +566,7 @@ func (r *Repo) takeForTest() []*pendingWrite {
 	if !r.awaitBatch() {
 		return nil
 	}
-	r.qmu.Lock()
-	defer r.qmu.Unlock()
-	return r.takeLocked()
+	return r.take()
 }
 
 // enqueueForTest queues p as enqueue does, without starting a flusher.
